@@ -1,0 +1,79 @@
+"""Write ``metrics.json``: per-epoch history, final test results and provenance of one run."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.utilities import rank_zero_only
+
+METRICS_NAME = "metrics.json"
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON via a temporary file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable))
+    tmp.replace(path)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def _clean(value: float) -> float | None:
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+class MetricsJson(pl.Callback):
+    """Records every finished epoch once (its state is checkpointed, so resumed runs stay exact)."""
+
+    def __init__(self, output_dir: str | Path, filename: str = METRICS_NAME) -> None:
+        self.path = Path(output_dir) / filename
+        self.epochs: list[dict[str, Any]] = []
+        self.info: dict[str, Any] = {}
+        self._epoch_started = 0.0
+
+    # state carried by checkpoints -------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.epochs = list(state_dict.get("epochs", []))
+
+    # hooks ------------------------------------------------------------------------------------
+    def update(self, **info: Any) -> None:
+        """Add run-level facts (config, provenance, test results, status) and rewrite the file."""
+        self.info.update(info)
+        self._write()
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._epoch_started = time.perf_counter()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        row: dict[str, Any] = {"epoch": trainer.current_epoch}
+        for key, value in sorted(trainer.callback_metrics.items()):
+            split, _, name = key.partition("/")
+            if name and "per_class" not in split and split in ("train", "val", "test"):
+                row[f"{split}_{name}"] = _clean(float(value))
+        row["lr"] = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
+        row["seconds"] = round(time.perf_counter() - self._epoch_started, 3)
+        self.epochs = [e for e in self.epochs if e["epoch"] < row["epoch"]] + [row]
+        self._write()
+
+    @rank_zero_only
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        seconds = [e["seconds"] for e in self.epochs]
+        payload = {**self.info, "epochs": self.epochs,
+                   "seconds_per_epoch": round(sum(seconds) / len(seconds), 3) if seconds else None}
+        write_json_atomic(self.path, payload)

@@ -1,0 +1,6 @@
+"""Datasets, splits and the LightningDataModule."""
+
+from garbage_lit.data.datamodule import GarbageDataModule
+from garbage_lit.data.scan import DataError
+
+__all__ = ["DataError", "GarbageDataModule"]

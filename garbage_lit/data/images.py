@@ -1,0 +1,36 @@
+"""Decode any image Pillow reads into the RGB picture a person would see."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+
+def load_rgb(path: str | Path, draft_size: int | None = None) -> Image.Image:
+    """Open ``path``, apply its EXIF orientation and convert it to 8-bit RGB.
+
+    Grayscale, palette, RGBA (composited on white), CMYK and 16-bit images are converted rather
+    than rejected. ``draft_size`` lets JPEG decode at a reduced scale, which still reads the whole
+    file (so truncation is detected) at a fraction of the cost.
+    """
+    with Image.open(path) as image:
+        if draft_size is not None:
+            image.draft("RGB", (draft_size, draft_size))
+        image.load()
+        image = ImageOps.exif_transpose(image)
+        return _to_rgb(image)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # Scale 16-bit grey (and 32-bit grey by its peak) to 8 bits instead of clipping at 255.
+        array = np.asarray(image, dtype=np.float64)
+        full_scale = 65535.0 if image.mode.startswith("I;16") else max(array.max(), 255.0)
+        image = Image.fromarray(np.clip(array * (255.0 / full_scale), 0, 255).astype(np.uint8), mode="L")
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, rgba)
+    return image.convert("RGB")

@@ -1,0 +1,241 @@
+"""Find the labelled images of a dataset in one of the supported layouts and check each one.
+
+Two layouts are supported:
+
+* ``folder``: one sub-folder per class, as torchvision's ``ImageFolder`` expects.
+* ``garbage_classify``: the Huawei Cloud layout, a flat folder of ``img_N.jpg`` files, each with an
+  ``img_N.txt`` holding ``img_N.jpg, LABEL``; class names come from ``garbage_classify_rule.json``.
+
+Problems with single files (no label, malformed label, unreadable image, ...) are collected as
+:class:`DataProblem` rows rather than raised, so the caller can list them and leave the files out;
+problems with the dataset as a whole (missing root, malformed rule file) raise :class:`DataError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from garbage_lit.data.images import load_rgb
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+RULE_FILE = "garbage_classify_rule.json"
+LAYOUTS = ("folder", "garbage_classify")
+
+
+class DataError(ValueError):
+    """The dataset cannot be used as configured; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One labelled image: its path, class index and the SHA-256 of its bytes."""
+
+    path: Path
+    label: int
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class DataProblem:
+    """A file that was left out of (or converted for) the dataset, and why."""
+
+    file: str
+    problem: str
+    action: str = "skipped"
+
+
+@dataclass
+class ScanResult:
+    """Everything found under a dataset root."""
+
+    root: Path
+    layout: str
+    class_names: list[str]
+    samples: list[Sample]
+    problems: list[DataProblem] = field(default_factory=list)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
+def scan_dataset(root: str | Path, layout: str, check_workers: int = 4) -> ScanResult:
+    """Scan ``root`` in ``layout`` and check every image can be decoded."""
+    root = Path(root).expanduser()
+    if layout not in LAYOUTS:
+        raise DataError(f"data.layout={layout!r} is not supported; choose one of {', '.join(LAYOUTS)}")
+    if not root.is_dir():
+        raise DataError(
+            f"dataset root {root} does not exist or is not a folder: set data.root to the folder holding "
+            f"the {layout!r} layout"
+        )
+    if layout == "folder":
+        result = _scan_folder(root)
+    else:
+        result = _scan_garbage_classify(root)
+    if not result.samples and not result.problems:
+        raise DataError(f"dataset root {root} holds no images in the {layout!r} layout (data.layout); "
+                        f"check data.root and data.layout")
+    checked, problems = check_images(result.samples, root, workers=check_workers)
+    result.samples = checked
+    result.problems.extend(problems)
+    if not result.samples:
+        raise DataError(f"no usable images under {root}: all {len(result.problems)} files had problems, "
+                        f"e.g. {result.problems[0].file}: {result.problems[0].problem}")
+    return result
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _scan_folder(root: Path) -> ScanResult:
+    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not class_dirs:
+        raise DataError(f"{root} has no class sub-folders; the 'folder' layout needs one folder per class "
+                        f"(or set data.layout=garbage_classify)")
+    samples: list[Sample] = []
+    problems: list[DataProblem] = []
+    for label, class_dir in enumerate(class_dirs):
+        images = sorted(p for p in class_dir.rglob("*") if _is_image(p))
+        if not images:
+            problems.append(DataProblem(_rel(class_dir, root) + "/", "class folder holds no images",
+                                        "class kept with no samples"))
+        samples.extend(Sample(path, label) for path in images)
+    return ScanResult(root, "folder", [p.name for p in class_dirs], samples, problems)
+
+
+def read_rule_file(path: Path) -> list[str]:
+    """Class names from a ``garbage_classify_rule.json`` mapping ``"0".."N-1"`` to names."""
+    try:
+        rule = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path} is not valid JSON ({exc}); it must map class ids to names, "
+                        f'e.g. {{"0": "其他垃圾/一次性快餐盒", ...}}') from exc
+    if not isinstance(rule, dict) or not rule:
+        raise DataError(f"{path} must be a JSON object mapping class ids to names")
+    try:
+        ids = sorted(int(k) for k in rule)
+    except ValueError as exc:
+        raise DataError(f"{path}: class ids must be integers, found {sorted(rule)[:5]}") from exc
+    if ids != list(range(len(ids))):
+        raise DataError(f"{path}: class ids must run from 0 to {len(ids) - 1} without gaps, found {ids[:10]}...")
+    return [str(rule[str(i)]) for i in ids]
+
+
+def parse_label_file(txt: Path) -> tuple[str, int]:
+    """Parse ``img_N.jpg, LABEL`` from a label file; raises ValueError with a readable reason."""
+    raw = txt.read_bytes()
+    for encoding in ("utf-8-sig", "gbk"):
+        try:
+            text = raw.decode(encoding)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        raise ValueError("label file is neither UTF-8 nor GBK text")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 1:
+        raise ValueError(f"expected one line 'img_N.jpg, LABEL', found {len(lines)} non-blank lines")
+    parts = [part.strip() for part in lines[0].split(",")]
+    if len(parts) != 2 or not parts[0]:
+        raise ValueError(f"expected 'img_N.jpg, LABEL', found {lines[0]!r}")
+    try:
+        label = int(parts[1])
+    except ValueError:
+        raise ValueError(f"label {parts[1]!r} is not an integer") from None
+    return parts[0], label
+
+
+def _scan_garbage_classify(root: Path) -> ScanResult:
+    rule_path = root / RULE_FILE
+    class_names = read_rule_file(rule_path) if rule_path.is_file() else None
+    images = {p.stem: p for p in root.iterdir() if _is_image(p)}
+    texts = {p.stem: p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".txt"}
+    if not images and not texts:
+        raise DataError(f"{root} holds no img_N.jpg / img_N.txt pairs; is data.layout=garbage_classify right?")
+    problems: list[DataProblem] = []
+    labelled: list[tuple[Path, int]] = []
+    for stem in sorted(texts.keys() - images.keys()):
+        problems.append(DataProblem(texts[stem].name, "label file without an image"))
+    for stem in sorted(images, key=_natural_key):
+        image = images[stem]
+        if stem not in texts:
+            problems.append(DataProblem(image.name, f"image without a label file (expected {stem}.txt)"))
+            continue
+        try:
+            name, label = parse_label_file(texts[stem])
+        except (ValueError, OSError) as exc:
+            problems.append(DataProblem(texts[stem].name, f"malformed label file: {exc}"))
+            continue
+        if name != image.name:
+            problems.append(DataProblem(texts[stem].name, f"names {name!r}, not {image.name!r}"))
+            continue
+        if class_names is not None and not 0 <= label < len(class_names):
+            problems.append(DataProblem(texts[stem].name,
+                                        f"label {label} is outside {RULE_FILE} (0..{len(class_names) - 1})"))
+            continue
+        if label < 0:
+            problems.append(DataProblem(texts[stem].name, f"label {label} is negative"))
+            continue
+        labelled.append((image, label))
+    if class_names is None:
+        # Without the rule file the classes are the label ids seen, named by their number.
+        ids = sorted({label for _, label in labelled})
+        index = {label: i for i, label in enumerate(ids)}
+        class_names = [str(label) for label in ids]
+        labelled = [(path, index[label]) for path, label in labelled]
+    samples = [Sample(path, label) for path, label in labelled]
+    return ScanResult(root, "garbage_classify", class_names, samples, problems)
+
+
+def _natural_key(stem: str) -> tuple:
+    digits = "".join(ch for ch in stem if ch.isdigit())
+    return (int(digits) if digits else -1, stem)
+
+
+def _rel(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def check_image(path: Path) -> tuple[str, str | None]:
+    """Decode ``path`` once; return (sha256 of its bytes, problem or None)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return "", f"unreadable file: {exc.strerror or exc}"
+    digest = hashlib.sha256(data).hexdigest()
+    if not data:
+        return digest, "empty file (0 bytes)"
+    try:
+        load_rgb(path, draft_size=64)
+    except UnidentifiedImageError:
+        return digest, "not an image Pillow can read (wrong extension or corrupt header)"
+    except Image.DecompressionBombError as exc:
+        return digest, f"image over Pillow's decompression-bomb limit: {exc}"
+    except (OSError, SyntaxError, ValueError) as exc:
+        return digest, f"truncated or corrupt image: {exc}"
+    return digest, None
+
+
+def check_images(samples: Iterable[Sample], root: Path, workers: int = 4) -> tuple[list[Sample], list[DataProblem]]:
+    """Decode every image (in threads: Pillow releases the GIL); keep the good ones, list the rest."""
+    samples = list(samples)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1))) as pool:
+        results = list(pool.map(check_image, (s.path for s in samples)))
+    good: list[Sample] = []
+    problems: list[DataProblem] = []
+    for sample, (digest, problem) in zip(samples, results):
+        if problem is None:
+            good.append(Sample(sample.path, sample.label, digest))
+        else:
+            problems.append(DataProblem(_rel(sample.path, root), problem))
+    return good, problems

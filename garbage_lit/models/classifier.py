@@ -1,0 +1,139 @@
+"""The LightningModule every backbone shares: new linear head, loss, metrics, optimizer set-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+from torchmetrics import MetricCollection
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassRecall
+
+from garbage_lit.models.backbones import create_backbone, get_spec
+
+
+class GarbageClassifier(pl.LightningModule):
+    """An ImageNet backbone (frozen by default, as in the paper) with a new ``num_classes`` linear head.
+
+    ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``) that receive the
+    trainable parameters. Batches may hold images or, with the feature cache, pooled backbone
+    features (2-D tensors), which skip the backbone.
+    """
+
+    def __init__(
+        self,
+        backbone: str,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        weights: str = "auto",
+        freeze_backbone: bool = True,
+        optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        scheduler: Callable[..., Any] | None = None,
+        label_smoothing: float = 0.0,
+        eval_splits: Sequence[str] = ("test",),
+        preprocessing: dict | None = None,
+    ) -> None:
+        super().__init__()
+        # Optimizer and scheduler partials stay out of the checkpoint so it loads with weights_only=True.
+        self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.backbone, self.weights_source = create_backbone(backbone, weights)
+        self.head = nn.Linear(get_spec(backbone).feature_dim, num_classes)
+        if freeze_backbone:
+            self.backbone.requires_grad_(False)
+        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
+        self.eval_splits = list(eval_splits)
+
+        def summary() -> MetricCollection:
+            return MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro"),
+                                     "recall": MulticlassRecall(num_classes, average="macro")})
+
+        # Keyed by split; nn.ModuleDict cannot hold a key named "train" (a Module method).
+        self.train_metrics = summary()
+        self.eval_metrics = nn.ModuleDict({split: summary() for split in self.eval_splits})
+        self.per_class_acc = nn.ModuleDict({split: MulticlassAccuracy(num_classes, average="none")
+                                            for split in self.eval_splits})
+        self.final_metrics = summary()
+        self.final_per_class_acc = MulticlassAccuracy(num_classes, average="none")
+        self.final_confusion = MulticlassConfusionMatrix(num_classes)
+        self.final_results: dict[str, Any] = {}
+
+    # -- model ----------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = x if x.ndim == 2 else self.backbone(x)
+        return self.head(features)
+
+    def on_train_epoch_start(self) -> None:
+        """Keep a frozen backbone in eval mode, so its BatchNorm statistics and dropout stay fixed.
+
+        (Lightning sets submodule modes itself, so overriding ``train()`` would not be enough.)
+        """
+        if self.hparams.freeze_backbone:
+            self.backbone.eval()
+
+    # -- steps ----------------------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        logits = self(x)
+        loss = self.criterion(logits, y)
+        self.train_metrics.update(logits, y)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+        # Logging the metric objects lets Lightning compute, sync and reset them at epoch end.
+        self.log_dict({f"train/{k}": m for k, m in self.train_metrics.items()}, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        x, y = batch
+        split = self.eval_splits[dataloader_idx]
+        logits = self(x)
+        self.log(f"{split}/loss", self.criterion(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True,
+                 add_dataloader_idx=False)
+        self.eval_metrics[split].update(logits, y)
+        self.log_dict({f"{split}/{k}": m for k, m in self.eval_metrics[split].items()}, on_epoch=True,
+                      add_dataloader_idx=False)
+        self.per_class_acc[split].update(logits, y)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        logits = self(x)
+        self.log("final/loss", self.criterion(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
+        for metric in (self.final_metrics, self.final_per_class_acc, self.final_confusion):
+            metric.update(logits, y)
+
+    # -- epoch ends -----------------------------------------------------------------------------
+    def on_validation_epoch_end(self) -> None:
+        for split in self.eval_splits:
+            per_class = self.per_class_acc[split].compute()
+            self.per_class_acc[split].reset()
+            if not self.trainer.sanity_checking:
+                self.log_dict({f"{split}_per_class_acc/{name}": value
+                               for name, value in zip(self.class_names, per_class)})
+
+    def on_test_epoch_end(self) -> None:
+        summary = self.final_metrics.compute()
+        per_class = self.final_per_class_acc.compute()
+        confusion = self.final_confusion.compute()
+        for metric in (self.final_metrics, self.final_per_class_acc, self.final_confusion):
+            metric.reset()
+        self.log_dict({f"final/{k}": v for k, v in summary.items()})
+        self.final_results = {
+            "acc": summary["acc"].item(),
+            "recall": summary["recall"].item(),
+            "per_class_acc": {name: value.item() for name, value in zip(self.class_names, per_class)},
+            "confusion_matrix": confusion.tolist(),
+        }
+
+    # -- optimisation ---------------------------------------------------------------------------
+    def configure_optimizers(self) -> Any:
+        if self.optimizer_factory is None:
+            raise ValueError("no optimizer configured: pick one with optim=sgd or optim=adam")
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = self.optimizer_factory(params=params)
+        if self.scheduler_factory is None:
+            return optimizer
+        scheduler = self.scheduler_factory(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
