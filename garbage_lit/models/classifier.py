@@ -55,10 +55,9 @@ class GarbageClassifier(pl.LightningModule):
         # Keyed by split; nn.ModuleDict cannot hold a key named "train" (a Module method).
         self.train_metrics = summary()
         self.eval_metrics = nn.ModuleDict({split: summary() for split in self.eval_splits})
-        self.per_class_acc = nn.ModuleDict({split: MulticlassAccuracy(num_classes, average="none")
-                                            for split in self.eval_splits})
+        self.eval_confusion = nn.ModuleDict({split: MulticlassConfusionMatrix(num_classes)
+                                             for split in self.eval_splits})
         self.final_metrics = summary()
-        self.final_per_class_acc = MulticlassAccuracy(num_classes, average="none")
         self.final_confusion = MulticlassConfusionMatrix(num_classes)
         self.final_results: dict[str, Any] = {}
 
@@ -95,37 +94,43 @@ class GarbageClassifier(pl.LightningModule):
         self.eval_metrics[split].update(logits, y)
         self.log_dict({f"{split}/{k}": m for k, m in self.eval_metrics[split].items()}, on_epoch=True,
                       add_dataloader_idx=False)
-        self.per_class_acc[split].update(logits, y)
+        self.eval_confusion[split].update(logits, y)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
         logits = self(x)
         self.log("final/loss", self.criterion(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
-        for metric in (self.final_metrics, self.final_per_class_acc, self.final_confusion):
-            metric.update(logits, y)
+        self.final_metrics.update(logits, y)
+        self.final_confusion.update(logits, y)
 
     # -- epoch ends -----------------------------------------------------------------------------
     def on_validation_epoch_end(self) -> None:
         for split in self.eval_splits:
-            per_class = self.per_class_acc[split].compute()
-            self.per_class_acc[split].reset()
+            per_class = self._per_class_accuracy(self.eval_confusion[split].compute())
+            self.eval_confusion[split].reset()
             if not self.trainer.sanity_checking:
                 self.log_dict({f"{split}_per_class_acc/{name}": value
-                               for name, value in zip(self.class_names, per_class)})
+                               for name, value in per_class.items() if value is not None})
 
     def on_test_epoch_end(self) -> None:
         summary = self.final_metrics.compute()
-        per_class = self.final_per_class_acc.compute()
         confusion = self.final_confusion.compute()
-        for metric in (self.final_metrics, self.final_per_class_acc, self.final_confusion):
-            metric.reset()
+        self.final_metrics.reset()
+        self.final_confusion.reset()
         self.log_dict({f"final/{k}": v for k, v in summary.items()})
         self.final_results = {
             "acc": summary["acc"].item(),
             "recall": summary["recall"].item(),
-            "per_class_acc": {name: value.item() for name, value in zip(self.class_names, per_class)},
+            "per_class_acc": self._per_class_accuracy(confusion),
             "confusion_matrix": confusion.tolist(),
         }
+
+    def _per_class_accuracy(self, confusion: torch.Tensor) -> dict[str, float | None]:
+        """Recall of each class from a confusion matrix; None for classes absent from the data."""
+        support = confusion.sum(dim=1)
+        correct = confusion.diagonal()
+        return {name: (correct[i] / support[i]).item() if support[i] else None
+                for i, name in enumerate(self.class_names)}
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
