@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 SAMPLE_DATA = Path(__file__).parent / "sample_data" / "trashnet_mini"
 
 
-def _backbone_normalization(backbone: str, which: str) -> list[float]:
+def _backbone_normalization(backbone: str, which: str) -> ListConfig:
     from garbage_lit.models.backbones import get_spec
 
-    return list(getattr(get_spec(backbone), which))
+    return OmegaConf.create(list(getattr(get_spec(backbone), which)))
 
 
 def register_resolvers() -> None:

@@ -8,7 +8,24 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import font_manager  # noqa: E402
 import numpy as np  # noqa: E402
+
+
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "SimHei",
+             "Microsoft YaHei", "PingFang SC")
+
+
+def tick_labels(class_names: Sequence[str]) -> list[str]:
+    """Class names as tick labels; class ids when they need glyphs (e.g. Chinese) no installed font has."""
+    if all(name.isascii() for name in class_names):
+        return list(class_names)
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    available = [name for name in CJK_FONTS if name in installed]
+    if available:
+        plt.rcParams["font.sans-serif"] = [*available, *plt.rcParams["font.sans-serif"]]
+        return list(class_names)
+    return [str(i) for i in range(len(class_names))]
 
 
 def confusion_figure(matrix: Sequence[Sequence[int]], class_names: Sequence[str]) -> plt.Figure:
@@ -18,8 +35,9 @@ def confusion_figure(matrix: Sequence[Sequence[int]], class_names: Sequence[str]
     figure, axes = plt.subplots(figsize=(size, size))
     axes.imshow(counts, cmap="Blues")
     ticks = np.arange(len(class_names))
-    axes.set_xticks(ticks, labels=class_names, rotation=90, fontsize=7)
-    axes.set_yticks(ticks, labels=class_names, fontsize=7)
+    labels = tick_labels(class_names)
+    axes.set_xticks(ticks, labels=labels, rotation=90, fontsize=7)
+    axes.set_yticks(ticks, labels=labels, fontsize=7)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     if len(class_names) <= 20:

@@ -1,0 +1,78 @@
+"""The installed command line: a multirun sweep, TensorBoard runs with hparams, configs inside the wheel."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+from conftest import REPO
+
+FAST = ["model=resnet18", "model.weights=none", "epochs=1", "batch_size=4", "data.image_size=32",
+        "data.resize_size=36", "+trainer.enable_progress_bar=false"]
+
+
+def run_train(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "garbage_lit.train", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_sweep_runs_one_job_per_combination_and_tensorboard_lists_them(folder_dataset, tmp_path):
+    sweep = tmp_path / "sweep"
+    done = run_train("-m", "optim=sgd,adam", "lr=0.003,0.01", "data=folder", f"data.root={folder_dataset}",
+                     *FAST, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    assert [p.name for p in jobs] == ["0", "1", "2", "3"]
+    combos = set()
+    for job in jobs:
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["status"] == "completed"
+        combos.add((metrics["config"]["optim"]["_target_"], metrics["config"]["lr"]))
+        assert (job / "split_manifest.csv").read_bytes() == (jobs[0] / "split_manifest.csv").read_bytes()
+    assert combos == {(o, lr) for o in ("torch.optim.SGD", "torch.optim.Adam") for lr in (0.003, 0.01)}
+
+    multiplexer = EventMultiplexer().AddRunsFromDirectory(str(sweep))
+    multiplexer.Reload()
+    runs = multiplexer.Runs()
+    assert len(runs) == 4
+    scalar_tags = set().union(*(tags["scalars"] for tags in runs.values()))
+    for tag in ("train/loss", "train/acc", "train/recall", "test/loss", "test/acc", "test/recall",
+                "lr-SGD", "final/acc", "hp/test_acc", "test_per_class_acc/glass"):
+        assert tag in scalar_tags, tag
+    hparams = multiplexer.PluginRunToTagToContent("hparams")
+    assert len(hparams) == 4
+    for tags in hparams.values():
+        assert {"_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(tags)
+        assert b"hp/test_acc" in tags["_hparams_/experiment"] and b"optimizer" in tags["_hparams_/session_start_info"]
+    assert any(tags["images"] for tags in runs.values())  # the confusion-matrix figure
+
+
+def test_config_is_found_from_any_directory(tmp_path):
+    done = run_train("--cfg", "job", "--resolve", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "trashnet_mini" in done.stdout and "backbone: efficientnet_lite0" in done.stdout
+
+
+def test_unknown_option_names_the_choices(tmp_path):
+    done = run_train("optim=rmsprop", "--cfg", "job", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "optim" in done.stderr and "adam" in done.stderr and "sgd" in done.stderr
+
+
+def test_wheel_ships_configs_and_sample_data(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("garbage_lit-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("garbage_lit/conf/train.yaml", "garbage_lit/conf/data/sample.yaml",
+                 "garbage_lit/conf/model/googlenet.yaml", "garbage_lit/train.py",
+                 "garbage_lit/sample_data/trashnet_mini/LICENSE-TRASHNET.txt"):
+        assert name in names, name
+    assert sum(n.startswith("garbage_lit/sample_data/trashnet_mini/glass/") for n in names) == 30

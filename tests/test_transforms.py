@@ -1,0 +1,28 @@
+"""The paper's preprocessing: resize, center crop, random rotation (train only), to tensor, normalize."""
+
+from __future__ import annotations
+
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+from garbage_lit.data.transforms import build_transforms
+
+
+def _image() -> Image.Image:
+    gradient = torch.linspace(0, 255, 80).repeat(60, 1).to(torch.uint8)
+    return Image.fromarray(torch.stack([gradient] * 3, dim=-1).numpy())
+
+
+def test_train_rotates_test_does_not():
+    train = build_transforms(True, image_size=32, resize_size=40, rotation_degrees=30)
+    test = build_transforms(False, image_size=32, resize_size=40, rotation_degrees=30)
+    assert any(isinstance(t, v2.RandomRotation) for t in train.transforms)
+    assert not any(isinstance(t, v2.RandomRotation) for t in test.transforms)
+    assert torch.equal(test(_image()), test(_image()))
+
+
+def test_output_is_cropped_and_normalized():
+    out = build_transforms(False, image_size=32, resize_size=40, mean=(0.5,) * 3, std=(0.5,) * 3)(_image())
+    assert out.shape == (3, 32, 32) and out.dtype == torch.float32
+    assert -1.0 <= out.min() < -0.5 and 0.5 < out.max() <= 1.0
