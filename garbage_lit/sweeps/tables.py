@@ -78,15 +78,24 @@ class Configuration:
 
 
 def group_configurations(jobs: Sequence[JobResult]) -> list[Configuration]:
-    """Jobs grouped by setting (seeds pooled), in the order their first job appears."""
+    """Jobs grouped by their overrides apart from the seed, in the order their first job appears.
+
+    Grouping by overrides (not by the saved config) keeps a job that never started, and so has no
+    config, beside its siblings; the displayed settings come from the first job that has a config.
+    """
     extra = varying_keys(jobs)
-    groups: dict[tuple, Configuration] = {}
+    groups: dict[tuple, list[JobResult]] = {}
     for job in jobs:
-        settings = {k: v for k, v in job_settings(job).items() if k != SEED_KEY}
-        settings.update({k: job.override_dict.get(k, "-") for k in extra})
-        key = tuple(str(v) for v in settings.values())
-        groups.setdefault(key, Configuration(settings)).jobs.append(job)
-    return list(groups.values())
+        key = tuple(sorted((k, v) for k, v in job.override_dict.items()
+                           if k != SEED_KEY and not k.startswith("hydra.")))
+        groups.setdefault(key, []).append(job)
+    configs = []
+    for members in groups.values():
+        described = next((j for j in members if j.config), members[0])
+        settings = {k: v for k, v in job_settings(described).items() if k != SEED_KEY}
+        settings.update({k: described.override_dict.get(k, "-") for k in extra})
+        configs.append(Configuration(settings, members))
+    return configs
 
 
 def mean_std(values: Iterable[float]) -> tuple[float | None, float | None, int]:
