@@ -58,27 +58,42 @@ class SweepReport:
     def rerun_commands(self) -> list[str]:
         return [job.rerun_command() for job in self.unfinished]
 
+    def summary_markdown(self) -> str:
+        return markdown_table(self.summary_rows, self._setting_columns() + SUMMARY_COLUMNS)
+
+    def epochs_markdown(self) -> str:
+        return markdown_table(_paired_epochs(self.paper_rows), None)
+
+    def comparison_markdown(self) -> str:
+        return _reference_note(self.reference) + "\n\n" + markdown_table(
+            self.comparison_rows, ["model", "batch_size", "optimizer", "lr", "epoch", "metric", "paper", "ours",
+                                   "difference", "note"])
+
+    def unfinished_markdown(self) -> str:
+        if not self.unfinished:
+            return "Every job completed."
+        return "\n".join([
+            markdown_table([r for r in self.job_rows if r["status"] != COMPLETED],
+                           ["job", "status", "overrides", "error", "folder"]), "",
+            "Re-run only these jobs (each writes into its own folder; then run the report again):", "",
+            "```bash", *self.rerun_commands(), "```"])
+
     def markdown(self) -> str:
-        setting_columns = [k for k in self.configurations[0].settings] if self.configurations else []
         done = len(self.jobs) - len(self.unfinished)
         parts = [f"# Sweep report: {self.sweep_dir}", "",
                  f"{done} of {len(self.jobs)} jobs completed." + _data_line(self.jobs), "",
                  _split_line(self), "",
-                 "## Summary (sorted by final test accuracy; mean ± std over seeds)", "",
-                 markdown_table(self.summary_rows, setting_columns + SUMMARY_COLUMNS), "",
+                 "## Summary (sorted by final test accuracy; mean ± std over seeds)", "", self.summary_markdown(), "",
                  "## Per-epoch train and test loss / accuracy (as the paper's figure 6; mean over seeds)", "",
-                 markdown_table(_paired_epochs(self.paper_rows), None), "",
-                 "## The paper's numbers beside ours", "", _reference_note(self.reference), "",
-                 markdown_table(self.comparison_rows, ["model", "batch_size", "optimizer", "lr", "epoch", "metric",
-                                                       "paper", "ours", "difference", "note"]), ""]
+                 self.epochs_markdown(), "",
+                 "## The paper's numbers beside ours", "", self.comparison_markdown(), ""]
         if self.unfinished:
-            parts += ["## Jobs that did not complete", "",
-                      markdown_table([r for r in self.job_rows if r["status"] != COMPLETED],
-                                     ["job", "status", "overrides", "error", "folder"]), "",
-                      "Re-run only these jobs (each writes into its own folder; then run the report again):", "",
-                      "```bash", *self.rerun_commands(), "```", ""]
+            parts += ["## Jobs that did not complete", "", self.unfinished_markdown(), ""]
         parts += ["![learning curves](learning_curves.png)", "", "![accuracy](accuracy_comparison.png)", ""]
         return "\n".join(parts)
+
+    def _setting_columns(self) -> list[str]:
+        return list(self.configurations[0].settings) if self.configurations else []
 
 
 def build_report(sweep_dir: str | Path, reference_path: str | Path = REFERENCE_PATH) -> SweepReport:

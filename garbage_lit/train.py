@@ -19,8 +19,6 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -30,7 +28,7 @@ from garbage_lit.callbacks.metrics_json import METRICS_NAME, MetricsJson, write_
 from garbage_lit.config import register_resolvers
 from garbage_lit.plots import confusion_figure
 from garbage_lit.provenance import provenance
-from garbage_lit.sweeps.devices import assign_job_gpu
+from garbage_lit.sweeps.job_setup import prepare_sweep_job
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +149,7 @@ def record_failure(output_dir: Path, exc: BaseException) -> None:
 def main(cfg: DictConfig) -> float:
     output_dir = Path(cfg.paths.output_dir)
     try:
-        hydra_cfg = HydraConfig.get()
-        assign_job_gpu(cfg, hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None)
+        prepare_sweep_job(cfg)  # one GPU per job, DataLoader workers inside parallel launchers
         return train(cfg)["acc"]
     except BaseException as exc:
         record_failure(output_dir, exc)
