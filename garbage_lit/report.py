@@ -138,7 +138,7 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]
 
 
 def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None) -> str:
-    """A GitHub-flavoured Markdown table; floats with 4 significant decimals, None as ``-``."""
+    """A GitHub-flavoured Markdown table (cells formatted by ``_cell``)."""
     columns = list(columns or (rows[0].keys() if rows else []))
     if not rows:
         return "_(no rows)_"
@@ -149,11 +149,13 @@ def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None
 
 
 def _cell(value: Any) -> str:
+    """Accuracies and learning rates with up to 4 decimals, losses and seconds with 3, None as ``-``."""
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.4g}" if abs(value) < 1e-3 and value else f"{value:.4f}".rstrip("0").rstrip(".") \
-            if abs(value) < 1 else f"{value:.3f}"
+        if value and abs(value) < 1e-3:
+            return f"{value:.3g}"
+        return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1 else f"{value:.3f}"
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
