@@ -164,3 +164,18 @@ def test_write_report_files_and_cli(sweep, capsys):
 def test_cli_names_a_wrong_folder(tmp_path, capsys):
     assert main([str(tmp_path / "nope")]) == 2
     assert "no such sweep folder" in capsys.readouterr().err
+
+
+def test_other_swept_keys_become_columns_and_seeds_pool():
+    from garbage_lit.sweeps.results import JobResult
+    from garbage_lit.sweeps.tables import group_configurations
+
+    config = {"model": {"backbone": "googlenet"}, "optim": {"_target_": "torch.optim.Adam", "lr": 0.01},
+              "batch_size": 64, "lr": 0.003}
+    jobs = [JobResult(n, Path(str(n)), "completed", ["optim=adam", f"data.image_size={size}", f"seed={seed}"],
+                      config, {"test": {"acc": 0.1 * n}})
+            for n, (size, seed) in enumerate([(32, 0), (32, 1), (64, 0)])]
+    configs = group_configurations(jobs)
+    assert [(c.settings["data.image_size"], len(c.jobs)) for c in configs] == [("32", 2), ("64", 1)]
+    assert configs[0].settings["lr"] == 0.01  # a number in optim.lr wins over the top-level lr
+    assert configs[0].final("acc") == [0.0, 0.1]

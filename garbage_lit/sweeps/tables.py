@@ -10,8 +10,8 @@ from typing import Any
 
 from garbage_lit.sweeps.results import COMPLETED, JobResult
 
-# Override keys that name a configuration in the paper's table; `seed` tells repeats of one apart.
-CONFIG_KEYS = ("model", "batch_size", "optimizer", "lr")
+# Override keys behind the paper's four columns (model, batch size, optimizer, lr); `seed` tells repeats apart.
+PAPER_OVERRIDES = ("model", "optim", "lr", "batch_size")
 SEED_KEY = "seed"
 
 
@@ -36,7 +36,7 @@ def job_settings(job: JobResult) -> dict[str, Any]:
 
 def varying_keys(jobs: Sequence[JobResult]) -> list[str]:
     """Override keys whose value differs between jobs, beyond the paper's four and the seed."""
-    named = {"model", "optim", "lr", "batch_size", SEED_KEY}
+    named = {*PAPER_OVERRIDES, SEED_KEY}
     values: dict[str, set[str]] = {}
     for job in jobs:
         for key, value in job.override_dict.items():
