@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from matplotlib.ticker import MaxNLocator
+
 from garbage_lit.plots import plt  # the shared Agg backend set-up
 from garbage_lit.sweeps.tables import Configuration, mean_std
 
@@ -24,6 +26,7 @@ def learning_curves_figure(configs: Sequence[Configuration]) -> plt.Figure:
                               label=config.label if split == "test" and metric == "acc" else None)
     for axes, title in ((loss_axes, "loss"), (acc_axes, "accuracy")):
         axes.set_xlabel("epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title(f"{title} (solid: test, dashed: train)")
         axes.grid(alpha=0.3)
     if acc_axes.get_legend_handles_labels()[0]:
