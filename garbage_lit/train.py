@@ -28,6 +28,7 @@ from garbage_lit.callbacks.metrics_json import METRICS_NAME, MetricsJson, write_
 from garbage_lit.config import register_resolvers
 from garbage_lit.plots import confusion_figure
 from garbage_lit.provenance import provenance
+from garbage_lit.sweeps.job_setup import prepare_sweep_job
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +149,7 @@ def record_failure(output_dir: Path, exc: BaseException) -> None:
 def main(cfg: DictConfig) -> float:
     output_dir = Path(cfg.paths.output_dir)
     try:
+        prepare_sweep_job(cfg)  # one GPU per job, DataLoader workers inside parallel launchers
         return train(cfg)["acc"]
     except BaseException as exc:
         record_failure(output_dir, exc)

@@ -1,0 +1,224 @@
+"""Turn a sweep folder into the paper's comparison: tables (Markdown + CSV), plots and the paper's numbers.
+
+    python -m garbage_lit.report multirun/2026-01-01/12-00-00-000000
+    python -m garbage_lit.report SWEEP_DIR --reference my_paper_numbers.yaml
+
+Writes into the sweep folder: ``report.md`` (everything below), ``paper_table.csv`` (per-epoch train/test
+loss and accuracy per configuration, as the paper's figure 6), ``summary.csv`` (final test accuracy and
+macro recall, mean ± std over seeds), ``paper_comparison.csv``, ``jobs.csv`` (every job, failed and
+missing ones included), ``learning_curves.png`` and ``accuracy_comparison.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from garbage_lit.plots import plt
+from garbage_lit.sweeps.paper import REFERENCE_PATH, comparison_table, load_reference
+from garbage_lit.sweeps.plots import accuracy_comparison_figure, learning_curves_figure
+from garbage_lit.sweeps.results import COMPLETED, JobResult, load_sweep
+from garbage_lit.sweeps.tables import (Configuration, common_split, group_configurations, jobs_table, paper_table,
+                                       summary_table)
+
+SUMMARY_COLUMNS = ["test acc", "macro recall", "weights", "s/epoch", "best epoch", "status"]
+
+
+@dataclass
+class SweepReport:
+    """Everything the report shows, as plain rows; ``markdown()`` renders it."""
+
+    sweep_dir: Path
+    jobs: list[JobResult]
+    configurations: list[Configuration]
+    paper_rows: list[dict[str, Any]]
+    summary_rows: list[dict[str, Any]]
+    comparison_rows: list[dict[str, Any]]
+    job_rows: list[dict[str, Any]]
+    reference: dict[str, Any]
+    split_sha256: str | None
+    other_split_jobs: list[JobResult]
+
+    @property
+    def unfinished(self) -> list[JobResult]:
+        """Failed, missing and interrupted jobs, in job order."""
+        return [j for j in self.jobs if j.status != COMPLETED]
+
+    @property
+    def best_job(self) -> JobResult | None:
+        """The completed job with the highest final test accuracy."""
+        done = [j for j in self.jobs if j.status == COMPLETED and j.test.get("acc") is not None]
+        return max(done, key=lambda j: j.test["acc"], default=None)
+
+    def rerun_commands(self) -> list[str]:
+        return [job.rerun_command() for job in self.unfinished]
+
+    def summary_markdown(self) -> str:
+        return markdown_table(self.summary_rows, self._setting_columns() + SUMMARY_COLUMNS)
+
+    def epochs_markdown(self) -> str:
+        return markdown_table(_paired_epochs(self.paper_rows), None)
+
+    def comparison_markdown(self) -> str:
+        return _reference_note(self.reference) + "\n\n" + markdown_table(
+            self.comparison_rows, ["model", "batch_size", "optimizer", "lr", "epoch", "metric", "paper", "ours",
+                                   "difference", "note"])
+
+    def unfinished_markdown(self) -> str:
+        if not self.unfinished:
+            return "Every job completed."
+        return "\n".join([
+            markdown_table([r for r in self.job_rows if r["status"] != COMPLETED],
+                           ["job", "status", "overrides", "error", "folder"]), "",
+            "Re-run only these jobs (each writes into its own folder; then run the report again):", "",
+            "```bash", *self.rerun_commands(), "```"])
+
+    def markdown(self) -> str:
+        done = len(self.jobs) - len(self.unfinished)
+        parts = [f"# Sweep report: {self.sweep_dir}", "",
+                 f"{done} of {len(self.jobs)} jobs completed." + _data_line(self.jobs), "",
+                 _split_line(self), "",
+                 "## Summary (sorted by final test accuracy; mean ± std over seeds)", "", self.summary_markdown(), "",
+                 "## Per-epoch train and test loss / accuracy (as the paper's figure 6; mean over seeds)", "",
+                 self.epochs_markdown(), "",
+                 "## The paper's numbers beside ours", "", self.comparison_markdown(), ""]
+        if self.unfinished:
+            parts += ["## Jobs that did not complete", "", self.unfinished_markdown(), ""]
+        parts += ["![learning curves](learning_curves.png)", "", "![accuracy](accuracy_comparison.png)", ""]
+        return "\n".join(parts)
+
+    def _setting_columns(self) -> list[str]:
+        return list(self.configurations[0].settings) if self.configurations else []
+
+
+def build_report(sweep_dir: str | Path, reference_path: str | Path = REFERENCE_PATH) -> SweepReport:
+    """Read the sweep in ``sweep_dir`` and compute every table of the report."""
+    sweep_dir = Path(sweep_dir).resolve()
+    jobs = load_sweep(sweep_dir)
+    configs = group_configurations(jobs)
+    reference = load_reference(reference_path)
+    split_sha256, other_split = common_split(jobs)
+    return SweepReport(sweep_dir, jobs, configs, paper_table(configs), summary_table(configs),
+                       comparison_table(configs, reference), jobs_table(jobs, split_sha256), reference,
+                       split_sha256, other_split)
+
+
+def write_report(report: SweepReport, out_dir: str | Path | None = None) -> dict[str, Path]:
+    """Write the Markdown, CSV and PNG files (into the sweep folder by default); return them by name."""
+    out = Path(out_dir) if out_dir else report.sweep_dir
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: out / name for name in ("report.md", "summary.csv", "paper_table.csv", "paper_comparison.csv",
+                                           "jobs.csv", "learning_curves.png", "accuracy_comparison.png")}
+    files["report.md"].write_text(report.markdown(), encoding="utf-8")
+    summary_columns = [c for c in report.summary_rows[0] if c not in ("test acc", "macro recall")] \
+        if report.summary_rows else []
+    write_csv(files["summary.csv"], report.summary_rows, summary_columns)
+    write_csv(files["paper_table.csv"], report.paper_rows)
+    write_csv(files["paper_comparison.csv"], report.comparison_rows)
+    write_csv(files["jobs.csv"], report.job_rows)
+    for name, make in (("learning_curves.png", learning_curves_figure),
+                       ("accuracy_comparison.png", accuracy_comparison_figure)):
+        figure = make(report.configurations)
+        figure.savefig(files[name], dpi=120, bbox_inches="tight")
+        plt.close(figure)
+    return files
+
+
+def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
+    columns = list(columns or (rows[0].keys() if rows else []))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows({k: "" if row.get(k) is None else row.get(k) for k in columns} for row in rows)
+
+
+def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None) -> str:
+    """A GitHub-flavoured Markdown table (cells formatted by ``_cell``)."""
+    columns = list(columns or (rows[0].keys() if rows else []))
+    if not rows:
+        return "_(no rows)_"
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    """Accuracies and learning rates with up to 4 decimals, losses and seconds with 3, None as ``-``."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value and abs(value) < 1e-3:
+            return f"{value:.3g}"
+        return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1 else f"{value:.3f}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _paired_epochs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Markdown form of the per-epoch table: one "loss / acc" cell per split and epoch."""
+    paired = []
+    for row in rows:
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            if key.endswith(" loss"):
+                stem = key[: -len(" loss")]
+                acc = row.get(f"{stem} acc")
+                out[f"{stem} loss / acc"] = (f"{_cell(value)} / {_cell(acc)}"
+                                             if value is not None or acc is not None else "-")
+            elif not key.endswith(" acc"):
+                out[key] = value
+        paired.append(out)
+    return paired
+
+
+def _data_line(jobs: Sequence[JobResult]) -> str:
+    roots = sorted({(j.metrics.get("data") or {}).get("root") for j in jobs if j.metrics.get("data")})
+    return f" Data: {', '.join(str(r) for r in roots)}." if roots else ""
+
+
+def _split_line(report: SweepReport) -> str:
+    if report.split_sha256 is None:
+        return "Split check: no job recorded a split manifest."
+    if not report.other_split_jobs:
+        return f"Split check: every job that recorded one used the same split (manifest sha256 " \
+               f"{report.split_sha256[:12]})."
+    nums = ", ".join(str(j.num) for j in report.other_split_jobs)
+    return (f"**Split check: jobs {nums} used a different split** than the others (sha256 "
+            f"{report.split_sha256[:12]}); their numbers are not comparable (see split_manifest_sha256 in jobs.csv).")
+
+
+def _reference_note(reference: dict[str, Any]) -> str:
+    note = f"Paper: {reference.get('source', '?')}; data: {reference.get('dataset', '?')}."
+    if not reference.get("transcribed"):
+        note += (" **The paper's values have not been transcribed yet** (they are null in "
+                 f"{REFERENCE_PATH.name}); fill them from the paper's figure 6 or pass --reference.")
+    return note
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m garbage_lit.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("sweep_dir", type=Path, help="the multirun folder (holds multirun.yaml and 0/, 1/, ...)")
+    parser.add_argument("--reference", type=Path, default=REFERENCE_PATH,
+                        help=f"the paper's numbers (default: the bundled {REFERENCE_PATH.name})")
+    parser.add_argument("--out", type=Path, default=None, help="where to write the files (default: the sweep folder)")
+    args = parser.parse_args(argv)
+    try:
+        report = build_report(args.sweep_dir, args.reference)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    files = write_report(report, args.out)
+    print(report.markdown())
+    print("Wrote " + ", ".join(str(p) for p in files.values()))
+    if report.unfinished:
+        print(f"{len(report.unfinished)} job(s) did not complete; the commands above re-run only them.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

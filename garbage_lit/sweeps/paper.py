@@ -1,0 +1,69 @@
+"""The paper's reference numbers (``paper_reference.yaml``) beside a sweep's own, with the difference."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from garbage_lit.sweeps.tables import Configuration
+
+REFERENCE_PATH = Path(__file__).with_name("paper_reference.yaml")
+METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+
+def load_reference(path: str | Path = REFERENCE_PATH) -> dict[str, Any]:
+    """The reference file as plain Python, checked for the keys the comparison needs."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no paper reference file (see {REFERENCE_PATH} for the format)")
+    reference = OmegaConf.to_container(OmegaConf.load(path))
+    for i, entry in enumerate(reference.get("configurations") or []):
+        missing = [k for k in ("model", "batch_size", "optimizer", "lr", "epochs") if k not in entry]
+        if missing:
+            raise ValueError(f"{path}: configurations[{i}] lacks {', '.join(missing)}")
+    return reference
+
+
+def _matches(config: Configuration, entry: dict[str, Any]) -> bool:
+    s = config.settings
+    return (str(s.get("model")) == str(entry["model"]) and str(s.get("optimizer")) == str(entry["optimizer"])
+            and _same_number(s.get("batch_size"), entry["batch_size"]) and _same_number(s.get("lr"), entry["lr"]))
+
+
+def _same_number(ours: Any, theirs: Any) -> bool:
+    try:
+        return abs(float(ours) - float(theirs)) < 1e-12
+    except (TypeError, ValueError):
+        return False
+
+
+def comparison_table(configs: Sequence[Configuration], reference: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per reference configuration, epoch and metric: paper, ours (seed mean), ours - paper.
+
+    Every reference row is kept: a configuration the sweep did not run shows ``ours`` as None and
+    ``note`` says so, as does a reference value not yet transcribed.
+    """
+    rows = []
+    for entry in reference.get("configurations") or []:
+        matching = [c for c in configs if _matches(c, entry)]
+        for epoch, values in sorted((entry.get("epochs") or {}).items(), key=lambda item: int(item[0])):
+            for metric in METRICS:
+                paper = (values or {}).get(metric)
+                ours_values = [v for c in matching for v in c.epoch_values(int(epoch), metric)]
+                ours = sum(ours_values) / len(ours_values) if ours_values else None
+                notes = []
+                if not matching:
+                    notes.append("configuration not in this sweep")
+                elif ours is None:
+                    notes.append("no completed job reached this epoch")
+                if paper is None:
+                    notes.append("paper value not transcribed")
+                rows.append({"model": entry["model"], "batch_size": entry["batch_size"],
+                             "optimizer": entry["optimizer"], "lr": entry["lr"], "epoch": int(epoch),
+                             "metric": metric, "paper": paper, "ours": ours, "n": len(ours_values),
+                             "difference": ours - paper if ours is not None and paper is not None else None,
+                             "note": "; ".join(notes)})
+    return rows

@@ -1,0 +1,107 @@
+"""Read a Hydra multirun folder back: one ``JobResult`` per job, including jobs that failed or never ran."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from garbage_lit.callbacks.metrics_json import METRICS_NAME
+
+COMPLETED = "completed"
+FAILED = "failed"
+MISSING = "missing"          # the grid promised this job but its folder or metrics.json does not exist
+INTERRUPTED = "interrupted"  # metrics.json still says "running": the process died or is still going
+
+
+@dataclass
+class JobResult:
+    """What one job of a sweep left behind."""
+
+    num: int
+    folder: Path
+    status: str
+    overrides: list[str]
+    config: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def override_dict(self) -> dict[str, str]:
+        return dict(o.split("=", 1) for o in self.overrides if "=" in o)
+
+    @property
+    def error(self) -> str | None:
+        return self.metrics.get("error")
+
+    @property
+    def epochs(self) -> list[dict[str, Any]]:
+        return self.metrics.get("epochs", [])
+
+    @property
+    def test(self) -> dict[str, Any]:
+        return self.metrics.get("test") or {}
+
+    @property
+    def manifest_sha256(self) -> str | None:
+        return (self.metrics.get("data") or {}).get("split_manifest_sha256")
+
+    def rerun_command(self) -> str:
+        """A single run that writes into this job's own folder, so the next report picks it up."""
+        args = [*self.overrides, f"hydra.run.dir={self.folder}"]
+        return "python -m garbage_lit.train " + " ".join(shlex.quote(a) for a in args)
+
+
+def load_sweep(sweep_dir: str | Path) -> list[JobResult]:
+    """Every job of the sweep in ``sweep_dir``, in job-number order, the missing ones included."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise FileNotFoundError(f"{sweep_dir}: no such sweep folder (give the folder that holds multirun.yaml)")
+    folders = {int(p.name): p for p in sweep_dir.iterdir() if p.is_dir() and p.name.isdigit()}
+    planned = planned_jobs(sweep_dir)
+    if not folders and not planned:
+        raise FileNotFoundError(f"{sweep_dir}: neither job folders (0/, 1/, ...) nor multirun.yaml; "
+                                f"is this the folder of a `python -m garbage_lit.train -m ...` sweep?")
+    numbers = set(folders) | set(range(len(planned)))
+    if folders:
+        numbers |= set(range(max(folders) + 1))  # gaps in the numbering are jobs that never started
+    return [_load_job(n, folders.get(n, sweep_dir / str(n)), planned[n] if n < len(planned) else None)
+            for n in sorted(numbers)]
+
+
+def planned_jobs(sweep_dir: Path) -> list[list[str]]:
+    """The overrides of every job the sweep meant to run, rebuilt from ``multirun.yaml`` as Hydra's sweeper does."""
+    path = sweep_dir / "multirun.yaml"
+    if not path.is_file():
+        return []
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra_cfg = OmegaConf.load(path).hydra
+    if "BasicSweeper" not in str(hydra_cfg.sweeper.get("_target_", "")):
+        return []  # another sweeper (e.g. Optuna) chooses its jobs as it goes: no grid to compare with
+    params = [f"{key}={value}" for key, value in (hydra_cfg.sweeper.get("params") or {}).items()]
+    overrides = OverridesParser.create().parse_overrides([*params, *hydra_cfg.overrides.task])
+    return [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def _load_job(num: int, folder: Path, planned: list[str] | None) -> JobResult:
+    hydra_dir = folder / ".hydra"
+    overrides = (list(OmegaConf.load(hydra_dir / "overrides.yaml")) if (hydra_dir / "overrides.yaml").is_file()
+                 else planned or [])
+    config = (OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml"), resolve=False)
+              if (hydra_dir / "config.yaml").is_file() else {})
+    metrics_path = folder / METRICS_NAME
+    if not metrics_path.is_file():
+        return JobResult(num, folder, MISSING, overrides, config)
+    try:
+        metrics = json.loads(metrics_path.read_text())
+    except ValueError as exc:
+        metrics = {"error": f"unreadable {metrics_path}: {exc}"}
+    status = metrics.get("status")
+    if status not in (COMPLETED, FAILED):
+        status = INTERRUPTED if status == "running" else FAILED
+    return JobResult(num, folder, status, overrides, config, metrics)

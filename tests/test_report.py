@@ -1,0 +1,181 @@
+"""The sweep report on a hand-made sweep folder: parsing, mean ± std, failure marking, re-run commands, files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from garbage_lit.report import build_report, main, write_report
+from garbage_lit.sweeps.paper import load_reference
+from garbage_lit.sweeps.results import load_sweep, planned_jobs
+from garbage_lit.sweeps.tables import mean_std, optimizer_label
+
+SHA = "a" * 64
+
+
+def _job(sweep: Path, num: int, optim: str, seed: int, status: str | None, acc: float = 0.0, recall: float = 0.0,
+         sha: str = SHA) -> None:
+    """A job folder as train.py leaves it: .hydra/{overrides,config}.yaml and metrics.json."""
+    folder = sweep / str(num)
+    (folder / ".hydra").mkdir(parents=True)
+    (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump([f"optim={optim}", f"seed={seed}", "lr=0.003"]))
+    optim_cfg = ({"_target_": "torch.optim.SGD", "lr": "${lr}", "momentum": 0.0} if optim == "sgd_plain"
+                 else {"_target_": "torch.optim.Adam", "lr": "${lr}"})
+    (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
+        {"seed": seed, "lr": 0.003, "batch_size": 32, "model": {"backbone": "resnet18"}, "optim": optim_cfg}))
+    if status is None:
+        return
+    metrics: dict = {"status": status}
+    if status == "failed":
+        metrics["error"] = "RuntimeError: CUDA out of memory"
+    if status == "completed":
+        metrics.update(
+            weights_source="imagenet (resnet18)", seconds_per_epoch=2.0, best_epoch=1,
+            data={"root": "/data", "split_manifest_sha256": sha},
+            test={"acc": acc, "recall": recall, "loss": 1.0, "confusion_matrix": [[1, 0], [0, 1]]},
+            epochs=[{"epoch": e, "train_loss": 2.0 - e - seed, "train_acc": 0.3 + 0.1 * e, "test_loss": 1.5 - e,
+                     "test_acc": acc - 0.1 * (1 - e)} for e in (0, 1)])
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+
+
+@pytest.fixture
+def sweep(tmp_path: Path) -> Path:
+    """6 planned jobs (optim x seed 0..2): 3 completed, 1 failed, 1 interrupted, 1 never started."""
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper",
+                    "params": {"optim": "sgd_plain,adam"}},
+        "overrides": {"task": ["seed=0,1,2", "lr=0.003"]}}}))
+    _job(sweep, 0, "sgd_plain", 0, "completed", acc=0.5, recall=0.4)
+    _job(sweep, 1, "sgd_plain", 1, "completed", acc=0.7, recall=0.6, sha="b" * 64)
+    _job(sweep, 2, "sgd_plain", 2, "failed")
+    _job(sweep, 3, "adam", 0, "completed", acc=0.8, recall=0.75)
+    _job(sweep, 4, "adam", 1, "running")
+    return sweep  # job 5 (adam, seed 2) has no folder at all
+
+
+def test_load_sweep_rebuilds_the_grid_and_marks_every_job(sweep):
+    assert planned_jobs(sweep)[5] == ["optim=adam", "seed=2", "lr=0.003"]
+    jobs = load_sweep(sweep)
+    assert [(j.num, j.status) for j in jobs] == [(0, "completed"), (1, "completed"), (2, "failed"),
+                                                 (3, "completed"), (4, "interrupted"), (5, "missing")]
+    assert jobs[5].overrides == ["optim=adam", "seed=2", "lr=0.003"]
+    assert jobs[2].error == "RuntimeError: CUDA out of memory"
+
+
+def test_mean_and_sample_std():
+    mean, std, n = mean_std([0.5, 0.7])
+    assert (round(mean, 6), round(std, 6), n) == (0.6, round(math.sqrt(0.02), 6), 2)
+    assert mean_std([0.8]) == (0.8, None, 1)
+    assert mean_std([]) == (None, None, 0)
+
+
+def test_optimizer_label_shows_momentum_only_when_used():
+    assert optimizer_label({"_target_": "torch.optim.SGD", "momentum": 0.0}) == "SGD"
+    assert optimizer_label({"_target_": "torch.optim.SGD", "momentum": 0.9}) == "SGD (momentum 0.9)"
+    assert optimizer_label({"_target_": "torch.optim.Adam"}) == "Adam"
+
+
+def test_summary_aggregates_seeds_and_sorts_by_accuracy(sweep):
+    report = build_report(sweep)
+    adam, sgd = report.summary_rows
+    assert (adam["optimizer"], adam["n"], adam["test_acc"], adam["test_acc_std"]) == ("Adam", 1, 0.8, None)
+    assert adam["status"] == "1 completed, 1 interrupted, 1 missing"
+    assert sgd["optimizer"] == "SGD" and sgd["lr"] == 0.003 and sgd["batch_size"] == 32
+    assert sgd["n"] == 2 and sgd["test_acc"] == pytest.approx(0.6) and sgd["test_acc_std"] == pytest.approx(0.14142, 1e-4)
+    assert sgd["test acc"] == "0.600 ± 0.141 (n=2)"
+    assert sgd["macro recall"] == "0.500 ± 0.141 (n=2)"
+    assert sgd["status"] == "2 completed, 1 failed"
+    assert sgd["best epoch"] == "1, 1" and sgd["s/epoch"] == 2.0
+
+
+def test_paper_table_has_per_epoch_train_and_test_columns(sweep):
+    sgd = next(r for r in build_report(sweep).paper_rows if r["optimizer"] == "SGD")
+    assert sgd["Train epoch 0 loss"] == pytest.approx(1.5)   # seeds 0 and 1: 2.0 and 1.0
+    assert sgd["Test epoch 1 acc"] == pytest.approx(0.6)
+    assert sgd["Test epoch 0 acc"] == pytest.approx(0.5)
+    assert {"Train epoch 1 acc", "Test epoch 1 loss"} <= set(sgd)
+
+
+def test_failed_and_missing_jobs_get_rerun_commands(sweep):
+    report = build_report(sweep)
+    assert [j.num for j in report.unfinished] == [2, 4, 5]
+    commands = report.rerun_commands()
+    assert shlex.split(commands[2]) == ["python", "-m", "garbage_lit.train", "optim=adam", "seed=2", "lr=0.003",
+                                        f"hydra.run.dir={sweep.resolve() / '5'}"]
+    markdown = report.markdown()
+    assert "## Jobs that did not complete" in markdown
+    assert "CUDA out of memory" in markdown and all(c in markdown for c in commands)
+
+
+def test_a_different_split_is_flagged(sweep):
+    report = build_report(sweep)
+    assert report.split_sha256 == SHA
+    assert [j.num for j in report.other_split_jobs] == [1]
+    assert "jobs 1 used a different split" in report.markdown()
+    same = {r["job"]: r["same_split"] for r in report.job_rows}
+    assert same == {0: True, 1: False, 2: None, 3: True, 4: None, 5: None}
+
+
+def test_paper_comparison_uses_the_reference_and_keeps_unmatched_rows(sweep, tmp_path):
+    bundled = load_reference()
+    assert bundled["transcribed"] is False  # nothing invented: the bundled values are null until transcribed
+    assert all(v is None for c in bundled["configurations"] for e in c["epochs"].values() for v in e.values())
+    reference = tmp_path / "reference.yaml"   # made-up test values, not the paper's
+    reference.write_text(yaml.safe_dump({"transcribed": True, "source": "test", "configurations": [
+        {"model": "resnet18", "batch_size": 32, "optimizer": "SGD", "lr": 0.003,
+         "epochs": {0: {"test_acc": 0.45}, 1: {"test_acc": 0.65, "train_loss": None}}},
+        {"model": "googlenet", "batch_size": 64, "optimizer": "SGD", "lr": 0.003, "epochs": {0: {"test_acc": 0.5}}}]}))
+    rows = build_report(sweep, reference).comparison_rows
+    by_key = {(r["model"], r["epoch"], r["metric"]): r for r in rows}
+    assert by_key["resnet18", 1, "test_acc"]["ours"] == pytest.approx(0.6)
+    assert by_key["resnet18", 1, "test_acc"]["difference"] == pytest.approx(-0.05)
+    assert by_key["resnet18", 1, "train_loss"]["note"] == "paper value not transcribed"
+    google = by_key["googlenet", 0, "test_acc"]
+    assert google["ours"] is None and google["note"] == "configuration not in this sweep"
+
+
+def test_write_report_files_and_cli(sweep, capsys):
+    files = write_report(build_report(sweep))
+    assert {p.name for p in files.values()} == {"report.md", "summary.csv", "paper_table.csv",
+                                               "paper_comparison.csv", "jobs.csv", "learning_curves.png",
+                                               "accuracy_comparison.png"}
+    for name in ("learning_curves.png", "accuracy_comparison.png"):
+        assert files[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with files["summary.csv"].open() as handle:
+        summary = list(csv.DictReader(handle))
+    assert [(r["optimizer"], r["n"]) for r in summary] == [("Adam", "1"), ("SGD", "2")]
+    assert float(summary[1]["test_acc_std"]) == pytest.approx(0.14142, 1e-4)
+    with files["jobs.csv"].open() as handle:
+        assert [r["status"] for r in csv.DictReader(handle)] == ["completed", "completed", "failed", "completed",
+                                                                  "interrupted", "missing"]
+    assert main([str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert "## Summary" in out and "3 job(s) did not complete" in out
+
+
+def test_cli_names_a_wrong_folder(tmp_path, capsys):
+    assert main([str(tmp_path / "nope")]) == 2
+    assert "no such sweep folder" in capsys.readouterr().err
+
+
+def test_other_swept_keys_become_columns_and_seeds_pool():
+    from garbage_lit.sweeps.results import JobResult
+    from garbage_lit.sweeps.tables import group_configurations
+
+    config = {"model": {"backbone": "googlenet"}, "optim": {"_target_": "torch.optim.Adam", "lr": 0.01},
+              "batch_size": 64, "lr": 0.003}
+    jobs = [JobResult(n, Path(str(n)), "completed", ["optim=adam", f"data.image_size={size}", f"seed={seed}"],
+                      config, {"test": {"acc": 0.1 * n}})
+            for n, (size, seed) in enumerate([(32, 0), (32, 1), (64, 0)])]
+    configs = group_configurations(jobs)
+    assert [(c.settings["data.image_size"], len(c.jobs)) for c in configs] == [("32", 2), ("64", 1)]
+    assert configs[0].settings["lr"] == 0.01  # a number in optim.lr wins over the top-level lr
+    assert configs[0].final("acc") == [0.0, 0.1]
