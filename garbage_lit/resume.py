@@ -1,0 +1,142 @@
+"""Find where an interrupted run stopped, so ``resume=true`` continues it in its own folder.
+
+Hydra gives every launch a new time-stamped folder. With ``resume=true`` the run looks for the
+folder of an earlier launch of the same command instead:
+
+* the current folder itself, when it already holds ``metrics.json`` (a fixed ``hydra.run.dir``,
+  or a multirun with a fixed ``hydra.sweep.dir``, where each job gets the same folder again);
+* otherwise the newest sibling folder (``<parent>/*`` or ``<grandparent>/*/*``, which covers
+  Hydra's ``outputs/DATE/TIME`` layout) whose ``.hydra/overrides.yaml`` equals this launch's,
+  ignoring ``resume`` and ``ckpt_path``.
+
+``ckpt_path`` names the run (a run folder, or a ``.ckpt`` inside its ``checkpoints/``) directly.
+The run continues from its newest checkpoint; a completed run is not trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+from omegaconf import DictConfig, open_dict
+
+from garbage_lit.callbacks.metrics_json import METRICS_NAME
+
+log = logging.getLogger(__name__)
+
+RESUME_KEYS = ("resume", "ckpt_path")
+POINTER_NAME = "resumed_in.txt"
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The run folder to continue in and the checkpoint to continue from (None: from scratch)."""
+
+    run_dir: Path
+    ckpt_path: Path | None
+    status: str | None
+
+    @property
+    def completed(self) -> bool:
+        return self.status == "completed"
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The most recently written ``checkpoints/*.ckpt`` (end-of-epoch or mid-epoch), if any."""
+    checkpoints = [p for p in (Path(run_dir) / "checkpoints").glob("*.ckpt") if p.is_file()]
+    return max(checkpoints, key=lambda p: p.stat().st_mtime_ns, default=None)
+
+
+def run_status(run_dir: Path) -> str | None:
+    """``status`` from a run folder's metrics.json (running, completed, failed), None when absent."""
+    try:
+        return json.loads((Path(run_dir) / METRICS_NAME).read_text()).get("status")
+    except (OSError, ValueError):
+        return None
+
+
+def from_ckpt_path(ckpt_path: str | Path) -> ResumePoint:
+    """The resume point named by ``ckpt_path``: a run folder or a checkpoint file."""
+    path = Path(ckpt_path).expanduser().resolve()
+    if path.is_dir():
+        checkpoint = newest_checkpoint(path)
+        if checkpoint is None:
+            raise ValueError(f"ckpt_path={path} holds no checkpoints/*.ckpt; point it at a run folder that "
+                             f"saved a checkpoint, or at a .ckpt file")
+        return ResumePoint(path, checkpoint, run_status(path))
+    if path.is_file():
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        return ResumePoint(run_dir, path, run_status(run_dir))
+    raise ValueError(f"ckpt_path={path} does not exist; point it at a run folder or a .ckpt file")
+
+
+def find_previous_run(output_dir: Path, overrides: list[str] | None) -> Path | None:
+    """The folder of the earlier launch of this command (see the module docstring), if any."""
+    output_dir = Path(output_dir).resolve()
+    if (output_dir / METRICS_NAME).is_file():
+        return output_dir
+    if overrides is None:
+        return None
+    wanted = comparable_overrides(overrides)
+    siblings = {*output_dir.parent.glob("*"), *output_dir.parent.parent.glob("*/*")}
+    matches = [folder for folder in siblings
+               if folder != output_dir and (folder / METRICS_NAME).is_file()
+               and comparable_overrides(_read_overrides(folder)) == wanted]
+    return max(matches, key=lambda p: (p / METRICS_NAME).stat().st_mtime_ns, default=None)
+
+
+def comparable_overrides(overrides: list[str] | None) -> list[str] | None:
+    """Overrides without the resume switches, in a stable order."""
+    if overrides is None:
+        return None
+    return sorted(o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in RESUME_KEYS)
+
+
+def _read_overrides(folder: Path) -> list[str] | None:
+    try:
+        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return None
+    return [str(o) for o in overrides] if isinstance(overrides, list) else None
+
+
+def _launch_overrides() -> list[str] | None:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    return list(HydraConfig.get().overrides.task)
+
+
+def resume_point(cfg: DictConfig) -> ResumePoint | None:
+    """Where this launch continues (``ckpt_path`` or ``resume=true``); None for a fresh run."""
+    if cfg.get("ckpt_path"):
+        return from_ckpt_path(cfg.ckpt_path)
+    if not cfg.get("resume"):
+        return None
+    output_dir = Path(cfg.paths.output_dir)
+    previous = find_previous_run(output_dir, _launch_overrides())
+    if previous is None:
+        log.warning("resume=true: no earlier launch of this command found beside %s; starting afresh", output_dir)
+        return None
+    return ResumePoint(previous, newest_checkpoint(previous), run_status(previous))
+
+
+def continue_in(cfg: DictConfig, point: ResumePoint) -> None:
+    """Point ``cfg`` (output folder, split) at the resumed run; leave a note in the launch's own folder."""
+    launch_dir = Path(cfg.paths.output_dir).resolve()
+    run_dir = point.run_dir.resolve()
+    if launch_dir != run_dir:
+        launch_dir.mkdir(parents=True, exist_ok=True)
+        (launch_dir / POINTER_NAME).write_text(f"{run_dir}\n")
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(run_dir)
+        manifest = run_dir / "split_manifest.csv"
+        if not cfg.data.get("split_manifest") and manifest.is_file():
+            cfg.data.split_manifest = str(manifest)  # the same split even if files changed since
+    for stale in (run_dir / "checkpoints").glob(".*.tmp"):
+        stale.unlink(missing_ok=True)  # left by a kill during a save; never a checkpoint
+    log.info("resuming %s from %s", run_dir, point.ckpt_path or "the start (no checkpoint yet)")
