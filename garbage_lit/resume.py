@@ -5,9 +5,9 @@ folder of an earlier launch of the same command instead:
 
 * the current folder itself, when it already holds ``metrics.json`` (a fixed ``hydra.run.dir``,
   or a multirun with a fixed ``hydra.sweep.dir``, where each job gets the same folder again);
-* otherwise the newest sibling folder (``<parent>/*`` or ``<grandparent>/*/*``, which covers
-  Hydra's ``outputs/DATE/TIME`` layout) whose ``.hydra/overrides.yaml`` equals this launch's,
-  ignoring ``resume`` and ``ckpt_path``.
+* otherwise, for a single run (not a multirun job), the newest sibling folder (``<parent>/*`` or
+  ``<grandparent>/*/*``, which covers Hydra's ``outputs/DATE/TIME`` layout) whose
+  ``.hydra/overrides.yaml`` equals this launch's, ignoring ``resume`` and ``ckpt_path``.
 
 ``ckpt_path`` names the run (a run folder, or a ``.ckpt`` inside its ``checkpoints/``) directly.
 The run continues from its newest checkpoint; a completed run is not trained again.
@@ -104,9 +104,11 @@ def _read_overrides(folder: Path) -> list[str] | None:
 
 
 def _launch_overrides() -> list[str] | None:
+    """This launch's overrides; None outside Hydra and for multirun jobs (their folder is fixed by the sweep dir)."""
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
-    if not HydraConfig.initialized():
+    if not HydraConfig.initialized() or HydraConfig.get().mode == RunMode.MULTIRUN:
         return None
     return list(HydraConfig.get().overrides.task)
 
