@@ -93,7 +93,8 @@ class GarbageDataModule(pl.LightningDataModule):
                             f"per class (or lower data.test_ratio)")
         if hp.batch_size > len(self.splits["train"]):
             raise DataError(f"batch_size={hp.batch_size} is larger than the training set "
-                            f"({len(self.splits['train'])} images); lower batch_size")
+                            f"({len(self.splits['train'])} images); batch_size must be between 1 and "
+                            f"{len(self.splits['train'])}")
         if self.output_dir is not None:
             self.manifest_sha256 = self._write_manifest(scan, assignment)
         self.scan = scan
