@@ -29,6 +29,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from garbage_lit.callbacks.metrics_json import METRICS_NAME, MetricsJson, write_json_atomic
 from garbage_lit.config import register_resolvers
+from garbage_lit.distributed import share_output_dir_with_ddp_ranks
 from garbage_lit.plots import confusion_figure
 from garbage_lit.provenance import provenance
 from garbage_lit.resume import continue_in, resume_point
@@ -54,6 +55,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         continue_in(cfg, resume)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    share_output_dir_with_ddp_ranks(output_dir)
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)

@@ -41,3 +41,21 @@ def test_two_process_ddp_on_cpu_matches_one_process(folder_dataset, make_cfg, tm
     single = train(make_cfg("data=folder", f"data.root={folder_dataset}", "epochs=2", "lr=0.01", "batch_size=4",
                             output_dir=tmp_path / "single"))
     assert abs(metrics["test"]["acc"] - single["acc"]) <= 1 / 6 + 1e-6  # at most one of six test images apart
+
+
+def test_ddp_ranks_are_relaunched_into_the_jobs_own_folder(tmp_path):
+    from hydra import compose, initialize_config_module
+    from hydra.core.hydra_config import HydraConfig
+    from lightning_fabric.strategies.launchers.subprocess_script import _hydra_subprocess_cmd
+
+    from garbage_lit.distributed import share_output_dir_with_ddp_ranks
+
+    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+        cfg = compose(config_name="train", return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        share_output_dir_with_ddp_ranks(tmp_path / "earlier_run")  # a resumed run continues there
+        command, _ = _hydra_subprocess_cmd(local_rank=1)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert f'hydra.run.dir="{tmp_path / "earlier_run"}"' in command
