@@ -10,7 +10,8 @@ folder of an earlier launch of the same command instead:
   ``.hydra/overrides.yaml`` equals this launch's, ignoring ``resume`` and ``ckpt_path``.
 
 ``ckpt_path`` names the run (a run folder, or a ``.ckpt`` inside its ``checkpoints/``) directly.
-The run continues from its newest checkpoint; a completed run is not trained again.
+The run continues from its newest checkpoint; a completed run is not trained again (unless
+``epochs`` now asks for more than it ran).
 """
 
 from __future__ import annotations
@@ -39,9 +40,12 @@ class ResumePoint:
     ckpt_path: Path | None
     status: str | None
 
-    @property
-    def completed(self) -> bool:
-        return self.status == "completed"
+    def finished(self, epochs: int) -> bool:
+        """True when the run completed at least ``epochs`` epochs (so there is nothing to continue)."""
+        if self.status != "completed":
+            return False
+        recorded = json.loads((self.run_dir / METRICS_NAME).read_text()).get("epochs", [])
+        return len(recorded) >= epochs
 
 
 def newest_checkpoint(run_dir: Path) -> Path | None:

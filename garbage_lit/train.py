@@ -44,11 +44,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Run one job described by ``cfg``; return its final test results.
 
     With ``resume=true`` or ``ckpt_path`` the job continues an earlier run in that run's folder
-    (``cfg.paths.output_dir`` is pointed there), or returns its results if it had completed.
+    (``cfg.paths.output_dir`` is pointed there), or returns its results if it had completed ``epochs``.
     """
     validate_config(cfg)
     resume = resume_point(cfg)
-    if resume is not None and resume.completed:
+    if resume is not None and resume.finished(cfg.epochs):
         log.info("%s already completed; nothing to resume", resume.run_dir)
         return json.loads((resume.run_dir / METRICS_NAME).read_text())["test"]
     if resume is not None:

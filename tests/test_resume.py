@@ -94,6 +94,8 @@ def test_ckpt_path_names_a_run_folder_or_a_checkpoint(tmp_path):
     os.utime(last, (1, 1))
     assert from_ckpt_path(run).ckpt_path == mid.resolve()
     assert from_ckpt_path(last).run_dir == run.resolve()
+    (run / "metrics.json").write_text(json.dumps({"status": "completed", "epochs": [{"epoch": 0}, {"epoch": 1}]}))
+    assert from_ckpt_path(run).finished(2) and not from_ckpt_path(run).finished(3)  # epochs=3 trains on
     with pytest.raises(ValueError, match="does not exist"):
         from_ckpt_path(tmp_path / "nowhere")
 
