@@ -132,3 +132,19 @@ def test_continuing_moves_the_config_to_the_earlier_run_and_reuses_its_split(mak
     assert cfg.data.split_manifest == str(previous.resolve() / "split_manifest.csv")
     assert (launch / POINTER_NAME).read_text().strip() == str(previous.resolve())
     assert not list((previous / "checkpoints").iterdir())  # the stale temporary file is gone
+
+
+def test_ckpt_path_trains_a_finished_run_on_when_epochs_asks_for_more(make_cfg, folder_dataset, tmp_path):
+    from garbage_lit.train import train
+
+    run = tmp_path / "run"
+    data = ["data=folder", f"data.root={folder_dataset}"]
+    first = train(make_cfg(*data, "epochs=1", output_dir=run))
+    assert train(make_cfg(*data, "epochs=1", f"ckpt_path={run}", output_dir=tmp_path / "again")) == first
+
+    train(make_cfg(*data, "epochs=2", f"ckpt_path={run}", output_dir=tmp_path / "more"))
+    metrics = _metrics(run)
+    assert metrics["status"] == "completed"
+    assert [e["epoch"] for e in metrics["epochs"]] == [0, 1]
+    assert metrics["resumed_from"] == str((run / "checkpoints" / "last.ckpt").resolve())
+    assert (tmp_path / "more" / POINTER_NAME).read_text().strip() == str(run.resolve())
