@@ -108,14 +108,31 @@ def _read_overrides(folder: Path) -> list[str] | None:
     return [str(o) for o in overrides] if isinstance(overrides, list) else None
 
 
-def _launch_overrides() -> list[str] | None:
-    """This launch's overrides; None outside Hydra and for multirun jobs (their folder is fixed by the sweep dir)."""
+def launch_overrides() -> list[str] | None:
+    """This launch's (or multirun job's) command-line overrides; None outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
+
+
+def _is_multirun_job() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    if not HydraConfig.initialized() or HydraConfig.get().mode == RunMode.MULTIRUN:
-        return None
-    return list(HydraConfig.get().overrides.task)
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def _check_same_command(run_dir: Path, overrides: list[str] | None) -> None:
+    """A fixed folder reused by another command (e.g. sweep arguments reordered) must not be continued."""
+    try:
+        recorded = json.loads((run_dir / METRICS_NAME).read_text()).get("overrides")
+    except (OSError, ValueError):
+        return
+    if recorded is not None and overrides is not None \
+            and comparable_overrides(recorded) != comparable_overrides(overrides):
+        raise ValueError(f"resume=true: {run_dir} holds a run of {comparable_overrides(recorded)}, not of this "
+                         f"command's {comparable_overrides(overrides)}; give the same arguments in the same "
+                         f"order (a sweep's job N is its N-th combination), or start without resume=true")
 
 
 def resume_point(cfg: DictConfig) -> ResumePoint | None:
@@ -125,10 +142,12 @@ def resume_point(cfg: DictConfig) -> ResumePoint | None:
     if not cfg.get("resume"):
         return None
     output_dir = Path(cfg.paths.output_dir)
-    previous = find_previous_run(output_dir, _launch_overrides())
+    overrides = launch_overrides()
+    previous = find_previous_run(output_dir, None if _is_multirun_job() else overrides)
     if previous is None:
         log.warning("resume=true: no earlier launch of this command found beside %s; starting afresh", output_dir)
         return None
+    _check_same_command(previous, overrides)
     return ResumePoint(previous, newest_checkpoint(previous), run_status(previous))
 
 

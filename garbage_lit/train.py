@@ -32,7 +32,7 @@ from garbage_lit.config import register_resolvers
 from garbage_lit.distributed import share_output_dir_with_ddp_ranks
 from garbage_lit.plots import confusion_figure
 from garbage_lit.provenance import provenance
-from garbage_lit.resume import continue_in, resume_point
+from garbage_lit.resume import continue_in, launch_overrides, resume_point
 from garbage_lit.validate import unknown_key_hint, validate_config
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
               "split_sizes": {k: len(v) for k, v in datamodule.splits.items()},
               "split_manifest_sha256": datamodule.manifest_sha256},
         provenance=provenance(),
+        overrides=launch_overrides(),  # lets resume=true check a reused folder belongs to this command
         resumed_from=str(resume.ckpt_path) if resume is not None else None,
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume is not None else None)

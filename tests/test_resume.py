@@ -83,6 +83,19 @@ def test_previous_run_is_the_newest_sibling_launched_with_the_same_overrides(tmp
     assert find_previous_run(newer, None) == newer.resolve()  # a fixed run dir continues in place
 
 
+def test_a_reused_folder_of_another_command_is_not_continued(make_cfg, tmp_path, monkeypatch):
+    import garbage_lit.resume as resume
+
+    run = tmp_path / "multirun" / "0"
+    _fake_run(run, ["lr=0.01"], "running")
+    (run / "metrics.json").write_text(json.dumps({"status": "running", "overrides": ["lr=0.01"]}))
+    monkeypatch.setattr(resume, "launch_overrides", lambda: ["lr=0.1", "resume=true"])
+    with pytest.raises(ValueError, match=r"holds a run of \['lr=0.01'\], not of this command's \['lr=0.1'\]"):
+        resume.resume_point(make_cfg("resume=true", output_dir=run))
+    monkeypatch.setattr(resume, "launch_overrides", lambda: ["resume=true", "lr=0.01"])
+    assert resume.resume_point(make_cfg("resume=true", output_dir=run)).run_dir == run.resolve()
+
+
 def test_ckpt_path_names_a_run_folder_or_a_checkpoint(tmp_path):
     run = _fake_run(tmp_path / "run", [], "running")
     with pytest.raises(ValueError, match="holds no checkpoints"):
