@@ -5,8 +5,8 @@ folder of an earlier launch of the same command instead:
 
 * the current folder itself, when it already holds ``metrics.json`` (a fixed ``hydra.run.dir``,
   or a multirun with a fixed ``hydra.sweep.dir``, where each job gets the same folder again);
-* otherwise, for a single run (not a multirun job), the newest sibling folder (``<parent>/*`` or
-  ``<grandparent>/*/*``, which covers Hydra's ``outputs/DATE/TIME`` layout) whose
+* otherwise, for a single run (not a multirun job), the newest other folder made from the same
+  ``hydra.run.dir`` pattern (``outputs/${now:...}/${now:...}`` -> ``outputs/*/*``) whose
   ``.hydra/overrides.yaml`` equals this launch's, ignoring ``resume`` and ``ckpt_path``.
 
 ``ckpt_path`` names the run (a run folder, or a ``.ckpt`` inside its ``checkpoints/``) directly.
@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from garbage_lit.callbacks.metrics_json import METRICS_NAME
 
@@ -78,7 +79,7 @@ def from_ckpt_path(ckpt_path: str | Path) -> ResumePoint:
     raise ValueError(f"ckpt_path={path} does not exist; point it at a run folder or a .ckpt file")
 
 
-def find_previous_run(output_dir: Path, overrides: list[str] | None) -> Path | None:
+def find_previous_run(output_dir: Path, overrides: list[str] | None, siblings: Iterable[Path] = ()) -> Path | None:
     """The folder of the earlier launch of this command (see the module docstring), if any."""
     output_dir = Path(output_dir).resolve()
     if (output_dir / METRICS_NAME).is_file():
@@ -86,8 +87,7 @@ def find_previous_run(output_dir: Path, overrides: list[str] | None) -> Path | N
     if overrides is None:
         return None
     wanted = comparable_overrides(overrides)
-    siblings = {*output_dir.parent.glob("*"), *output_dir.parent.parent.glob("*/*")}
-    matches = [folder for folder in siblings
+    matches = [folder.resolve() for folder in siblings
                if folder != output_dir and (folder / METRICS_NAME).is_file()
                and comparable_overrides(_read_overrides(folder)) == wanted]
     return max(matches, key=lambda p: (p / METRICS_NAME).stat().st_mtime_ns, default=None)
@@ -106,6 +106,30 @@ def _read_overrides(folder: Path) -> list[str] | None:
     except (OSError, yaml.YAMLError):
         return None
     return [str(o) for o in overrides] if isinstance(overrides, list) else None
+
+
+def run_dir_siblings(run_dir_pattern: str, cwd: str | Path = ".") -> list[Path]:
+    """Folders that ``run_dir_pattern`` (unresolved, e.g. ``outputs/${now:%Y-%m-%d}/${now:%H}``) could have made.
+
+    Every path part holding an interpolation becomes ``*``; a pattern without one names a single
+    folder, so it has no siblings.
+    """
+    parts = Path(run_dir_pattern).parts
+    first = next((i for i, part in enumerate(parts) if "${" in part), None)
+    if first is None:
+        return []
+    root = Path(cwd) / Path(*parts[:first]) if first else Path(cwd)
+    return [p for p in root.glob("/".join("*" for _ in parts[first:])) if p.is_dir()]
+
+
+def _launch_siblings() -> list[Path]:
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    hydra_cfg = HydraConfig.get()
+    pattern = OmegaConf.to_container(hydra_cfg.run, resolve=False)["dir"]
+    return run_dir_siblings(str(pattern), hydra_cfg.runtime.cwd)
 
 
 def launch_overrides() -> list[str] | None:
@@ -143,7 +167,7 @@ def resume_point(cfg: DictConfig) -> ResumePoint | None:
         return None
     output_dir = Path(cfg.paths.output_dir)
     overrides = launch_overrides()
-    previous = find_previous_run(output_dir, None if _is_multirun_job() else overrides)
+    previous = find_previous_run(output_dir, None if _is_multirun_job() else overrides, _launch_siblings())
     if previous is None:
         log.warning("resume=true: no earlier launch of this command found beside %s; starting afresh", output_dir)
         return None

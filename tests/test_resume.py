@@ -15,7 +15,7 @@ import yaml
 
 from garbage_lit.checkpoint_io import AtomicCheckpointIO
 from garbage_lit.resume import (POINTER_NAME, ResumePoint, continue_in, find_previous_run, from_ckpt_path,
-                                resume_point)
+                                resume_point, run_dir_siblings)
 
 FAST = ["data=folder", "model=resnet18", "model.weights=none", "batch_size=4", "data.image_size=32",
         "data.resize_size=36", "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
@@ -78,9 +78,12 @@ def test_previous_run_is_the_newest_sibling_launched_with_the_same_overrides(tmp
     launch = outputs / "2026-01-02" / "11-00-00"
     launch.mkdir(parents=True)
 
-    assert find_previous_run(launch, ["lr=0.01", "epochs=3", "resume=true"]) == newer.resolve()
-    assert find_previous_run(launch, ["lr=0.5"]) is None
+    siblings = run_dir_siblings("outputs/${now:%Y-%m-%d}/${now:%H-%M-%S}", cwd=tmp_path)
+    assert len(siblings) == 4
+    assert find_previous_run(launch, ["lr=0.01", "epochs=3", "resume=true"], siblings) == newer.resolve()
+    assert find_previous_run(launch, ["lr=0.5"], siblings) is None
     assert find_previous_run(newer, None) == newer.resolve()  # a fixed run dir continues in place
+    assert run_dir_siblings(str(tmp_path / "runs" / "exp1")) == []  # a literal run dir has no siblings
 
 
 def test_a_reused_folder_of_another_command_is_not_continued(make_cfg, tmp_path, monkeypatch):
