@@ -175,13 +175,18 @@ def resume_point(cfg: DictConfig) -> ResumePoint | None:
     return ResumePoint(previous, newest_checkpoint(previous), run_status(previous))
 
 
+def leave_pointer(launch_dir: str | Path, run_dir: Path) -> None:
+    """Write ``resumed_in.txt`` naming ``run_dir`` into this launch's own folder (when they differ)."""
+    launch_dir = Path(launch_dir).resolve()
+    if launch_dir != run_dir.resolve():
+        launch_dir.mkdir(parents=True, exist_ok=True)
+        (launch_dir / POINTER_NAME).write_text(f"{run_dir.resolve()}\n")
+
+
 def continue_in(cfg: DictConfig, point: ResumePoint) -> None:
     """Point ``cfg`` (output folder, split) at the resumed run; leave a note in the launch's own folder."""
-    launch_dir = Path(cfg.paths.output_dir).resolve()
     run_dir = point.run_dir.resolve()
-    if launch_dir != run_dir:
-        launch_dir.mkdir(parents=True, exist_ok=True)
-        (launch_dir / POINTER_NAME).write_text(f"{run_dir}\n")
+    leave_pointer(cfg.paths.output_dir, run_dir)
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)
         manifest = run_dir / "split_manifest.csv"

@@ -32,7 +32,7 @@ from garbage_lit.config import register_resolvers
 from garbage_lit.distributed import share_output_dir_with_ddp_ranks
 from garbage_lit.plots import confusion_figure
 from garbage_lit.provenance import provenance
-from garbage_lit.resume import continue_in, launch_overrides, resume_point
+from garbage_lit.resume import continue_in, launch_overrides, leave_pointer, resume_point
 from garbage_lit.validate import unknown_key_hint, validate_config
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     resume = resume_point(cfg)
     if resume is not None and resume.finished(cfg.epochs):
         log.info("%s already completed; nothing to resume", resume.run_dir)
+        leave_pointer(cfg.paths.output_dir, resume.run_dir)
         return json.loads((resume.run_dir / METRICS_NAME).read_text())["test"]
     if resume is not None:
         continue_in(cfg, resume)

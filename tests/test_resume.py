@@ -157,6 +157,7 @@ def test_ckpt_path_trains_a_finished_run_on_when_epochs_asks_for_more(make_cfg, 
     data = ["data=folder", f"data.root={folder_dataset}"]
     first = train(make_cfg(*data, "epochs=1", output_dir=run))
     assert train(make_cfg(*data, "epochs=1", f"ckpt_path={run}", output_dir=tmp_path / "again")) == first
+    assert (tmp_path / "again" / POINTER_NAME).read_text().strip() == str(run.resolve())
 
     train(make_cfg(*data, "epochs=2", f"ckpt_path={run}", output_dir=tmp_path / "more"))
     metrics = _metrics(run)
