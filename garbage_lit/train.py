@@ -6,12 +6,15 @@
 Each job folder holds ``metrics.json`` (per-epoch history, final test metrics, weights source,
 provenance), ``split_manifest.csv``, ``data_problems.csv`` (when any), ``.hydra/`` (the resolved
 config), ``checkpoints/`` (best and last) and ``tensorboard/``.
+
+    python -m garbage_lit.train ... resume=true                   # continue the interrupted run of `...`
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sys
 import traceback
 from pathlib import Path
 from typing import Any
@@ -26,9 +29,12 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from garbage_lit.callbacks.metrics_json import METRICS_NAME, MetricsJson, write_json_atomic
 from garbage_lit.config import register_resolvers
+from garbage_lit.distributed import share_output_dir_with_ddp_ranks
 from garbage_lit.plots import confusion_figure
 from garbage_lit.provenance import provenance
+from garbage_lit.resume import continue_in, launch_overrides, leave_pointer, resume_point
 from garbage_lit.sweeps.job_setup import prepare_sweep_job
+from garbage_lit.validate import unknown_key_hint, validate_config
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +42,22 @@ register_resolvers()
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one job described by ``cfg``; return its final test results."""
+    """Run one job described by ``cfg``; return its final test results.
+
+    With ``resume=true`` or ``ckpt_path`` the job continues an earlier run in that run's folder
+    (``cfg.paths.output_dir`` is pointed there), or returns its results if it had completed ``epochs``.
+    """
+    validate_config(cfg)
+    resume = resume_point(cfg)
+    if resume is not None and resume.finished(cfg.epochs):
+        log.info("%s already completed; nothing to resume", resume.run_dir)
+        leave_pointer(cfg.paths.output_dir, resume.run_dir)
+        return json.loads((resume.run_dir / METRICS_NAME).read_text())["test"]
+    if resume is not None:
+        continue_in(cfg, resume)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    share_output_dir_with_ddp_ranks(output_dir)
     pl.seed_everything(cfg.seed, workers=True)
 
     datamodule = instantiate(cfg.data)
@@ -68,8 +87,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
               "split_sizes": {k: len(v) for k, v in datamodule.splits.items()},
               "split_manifest_sha256": datamodule.manifest_sha256},
         provenance=provenance(),
+        overrides=launch_overrides(),  # lets resume=true check a reused folder belongs to this command
+        resumed_from=str(resume.ckpt_path) if resume is not None else None,
     )
-    trainer.fit(model, datamodule=datamodule)
+    trainer.fit(model, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume is not None else None)
 
     checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
     ckpt_path = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
@@ -147,14 +168,25 @@ def record_failure(output_dir: Path, exc: BaseException) -> None:
 
 @hydra.main(version_base="1.3", config_path="pkg://garbage_lit.conf", config_name="train")
 def main(cfg: DictConfig) -> float:
-    output_dir = Path(cfg.paths.output_dir)
     try:
         prepare_sweep_job(cfg)  # one GPU per job, DataLoader workers inside parallel launchers
         return train(cfg)["acc"]
     except BaseException as exc:
-        record_failure(output_dir, exc)
+        record_failure(Path(cfg.paths.output_dir), exc)  # the resumed run's folder when resuming
+        raise
+
+
+def cli() -> None:
+    """The command line: Hydra's app, plus the existing keys when Hydra refused a misspelt one."""
+    try:
+        main()
+    except SystemExit as exc:
+        if exc.code:
+            hint = unknown_key_hint(sys.argv[1:])
+            if hint:
+                print(hint, file=sys.stderr)
         raise
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -14,6 +14,8 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 
 from garbage_lit.data.dataset import ImageDataset
+from garbage_lit.data.duplicates import (DUPLICATES_NAME, DuplicateGroup, dropped_by_dedupe, find_duplicates,
+                                         summary, write_duplicates)
 from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
 from garbage_lit.data.split import read_manifest, stratified_split, write_manifest
 from garbage_lit.data.transforms import build_transforms
@@ -30,7 +32,9 @@ class GarbageDataModule(pl.LightningDataModule):
     Bad files are found once, at set-up: they are listed in ``data_problems.csv`` in the run
     folder, summarised in one warning and left out; with ``strict=True`` any problem is an error
     before training starts. The split is written to ``split_manifest.csv`` and can be reused with
-    ``split_manifest``.
+    ``split_manifest``. Byte-identical images are listed in ``duplicates.csv``; ``dedupe=True``
+    leaves out the training-side copies (see :mod:`garbage_lit.data.duplicates`), the manifest
+    still records the split before that.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class GarbageDataModule(pl.LightningDataModule):
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
         strict: bool = False,
+        dedupe: bool = False,
         output_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
@@ -60,6 +65,7 @@ class GarbageDataModule(pl.LightningDataModule):
         self.scan: ScanResult | None = None
         self.splits: dict[str, list[Sample]] = {}
         self.manifest_sha256: str | None = None
+        self.duplicates: list[DuplicateGroup] = []
 
     # -- set-up ---------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -75,7 +81,11 @@ class GarbageDataModule(pl.LightningDataModule):
         else:
             assignment = stratified_split([s.label for s in scan.samples], hp.test_ratio, hp.val_ratio,
                                           hp.split_seed)
-        self.splits = {name: [s for s, a in zip(scan.samples, assignment) if a == name]
+        self.duplicates = find_duplicates(scan.samples, assignment)
+        dropped = dropped_by_dedupe(self.duplicates, assignment) if hp.dedupe else set()
+        self._report_duplicates(scan, assignment, dropped)
+        self.splits = {name: [s for i, (s, a) in enumerate(zip(scan.samples, assignment))
+                              if a == name and i not in dropped]
                        for name in ("train", "val", "test")}
         if not self.splits["train"] or not self.splits["test"]:
             raise DataError(f"{self.root}: the split left {len(self.splits['train'])} training and "
@@ -83,7 +93,8 @@ class GarbageDataModule(pl.LightningDataModule):
                             f"per class (or lower data.test_ratio)")
         if hp.batch_size > len(self.splits["train"]):
             raise DataError(f"batch_size={hp.batch_size} is larger than the training set "
-                            f"({len(self.splits['train'])} images); lower batch_size")
+                            f"({len(self.splits['train'])} images); batch_size must be between 1 and "
+                            f"{len(self.splits['train'])}")
         if self.output_dir is not None:
             self.manifest_sha256 = self._write_manifest(scan, assignment)
         self.scan = scan
@@ -104,6 +115,18 @@ class GarbageDataModule(pl.LightningDataModule):
         counts = Counter(p.action for p in problems)
         warnings.warn(f"{len(problems)} data problem(s) under {self.root} ({dict(counts)}), e.g. {examples}"
                       + (f"; full list in {listing}" if listing else ""), stacklevel=2)
+
+    def _report_duplicates(self, scan: ScanResult, assignment: list[str], dropped: set[int]) -> None:
+        if not self.duplicates:
+            return
+        listing = self.output_dir / DUPLICATES_NAME if self.output_dir else None
+        if listing is not None:
+            rank_zero_only(write_duplicates)(listing, self.root, scan.samples, assignment, scan.class_names,
+                                             self.duplicates, dropped, self.hparams.dedupe)
+        action = (f"data.dedupe=true left out {len(dropped)} training-side copies" if self.hparams.dedupe
+                  else "all copies kept; data.dedupe=true keeps one")
+        warnings.warn(f"{summary(self.duplicates)} under {self.root}; {action}"
+                      + (f"; list in {listing}" if listing else ""), stacklevel=2)
 
     @rank_zero_only
     def _write_manifest(self, scan: ScanResult, assignment: list[str]) -> str:

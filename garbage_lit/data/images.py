@@ -13,9 +13,15 @@ def load_rgb(path: str | Path, draft_size: int | None = None) -> Image.Image:
 
     Grayscale, palette, RGBA (composited on white), CMYK and 16-bit images are converted rather
     than rejected. ``draft_size`` lets JPEG decode at a reduced scale, which still reads the whole
-    file (so truncation is detected) at a fraction of the cost.
+    file (so truncation is detected) at a fraction of the cost. An image over Pillow's
+    decompression-bomb limit (``Image.MAX_IMAGE_PIXELS``) is refused with
+    ``Image.DecompressionBombError`` (Pillow itself only warns up to twice that limit).
     """
     with Image.open(path) as image:
+        limit = Image.MAX_IMAGE_PIXELS
+        if limit is not None and image.width * image.height > limit:
+            raise Image.DecompressionBombError(f"{image.width}x{image.height} pixels is over Pillow's "
+                                               f"decompression-bomb limit of {limit} (PIL.Image.MAX_IMAGE_PIXELS)")
         if draft_size is not None:
             image.draft("RGB", (draft_size, draft_size))
         image.load()

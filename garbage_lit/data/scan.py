@@ -132,7 +132,10 @@ def read_rule_file(path: Path) -> list[str]:
 
 
 def parse_label_file(txt: Path) -> tuple[str, int]:
-    """Parse ``img_N.jpg, LABEL`` from a label file; raises ValueError with a readable reason."""
+    """Parse ``img_N.jpg, LABEL`` from a label file; raises ValueError with a readable reason.
+
+    Tolerates a UTF-8 BOM, GBK encoding, CRLF line ends, blank lines, spaces and a full-width comma.
+    """
     raw = txt.read_bytes()
     for encoding in ("utf-8-sig", "gbk"):
         try:
@@ -142,6 +145,7 @@ def parse_label_file(txt: Path) -> tuple[str, int]:
             continue
     else:
         raise ValueError("label file is neither UTF-8 nor GBK text")
+    text = text.replace("\uff0c", ",")  # a full-width comma, as Chinese keyboards type it
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if len(lines) != 1:
         raise ValueError(f"expected one line 'img_N.jpg, LABEL', found {len(lines)} non-blank lines")
@@ -189,6 +193,7 @@ def _scan_garbage_classify(root: Path) -> ScanResult:
         labelled.append((image, label))
     if class_names is None:
         # Without the rule file the classes are the label ids seen, named by their number.
+        problems.append(DataProblem(RULE_FILE, "missing: class names unknown", "classes named by their label id"))
         ids = sorted({label for _, label in labelled})
         index = {label: i for i, label in enumerate(ids)}
         class_names = [str(label) for label in ids]

@@ -1,0 +1,61 @@
+"""trainer=ddp: two CPU processes (gloo) train together; rank 0 alone writes; results match one process."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from garbage_lit.train import train
+
+FAST = ["data=folder", "model=resnet18", "model.weights=none", "epochs=2", "lr=0.01", "data.image_size=32",
+        "data.resize_size=36", "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+
+
+def test_two_process_ddp_on_cpu_matches_one_process(folder_dataset, make_cfg, tmp_path):
+    workdir = tmp_path / "ddp"
+    workdir.mkdir()
+    env = {**os.environ, "GARBAGE_LIT_CACHE_DIR": str(tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "garbage_lit.train", "trainer=ddp", "trainer.accelerator=cpu",
+                             "batch_size=2",  # per process: the same effective batch of 4 as the single run
+                             f"data.root={folder_dataset}", *FAST],
+                            cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, output[-3000:]
+
+    runs = list((workdir / "outputs").glob("*/*"))
+    assert len(runs) == 1, runs  # rank 1 reused rank 0's Hydra folder instead of making its own
+    run = runs[0]
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed"
+    assert metrics["config"]["trainer"]["strategy"] == "ddp"
+    assert [e["epoch"] for e in metrics["epochs"]] == [0, 1]
+    # Synchronised metrics: the test result covers all 6 test images, not one process's 3.
+    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 6
+    # Only rank 0 (the launched process) wrote TensorBoard events and checkpoints.
+    events = list((run / "tensorboard").glob("events.out.tfevents.*"))
+    assert events and {e.name.rsplit(".", 2)[1] for e in events} == {str(proc.pid)}
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best-epoch01.ckpt", "last.ckpt"]
+
+    single = train(make_cfg("data=folder", f"data.root={folder_dataset}", "epochs=2", "lr=0.01", "batch_size=4",
+                            output_dir=tmp_path / "single"))
+    assert abs(metrics["test"]["acc"] - single["acc"]) <= 1 / 6 + 1e-6  # at most one of six test images apart
+
+
+def test_ddp_ranks_are_relaunched_into_the_jobs_own_folder(tmp_path):
+    from hydra import compose, initialize_config_module
+    from hydra.core.hydra_config import HydraConfig
+    from lightning_fabric.strategies.launchers.subprocess_script import _hydra_subprocess_cmd
+
+    from garbage_lit.distributed import share_output_dir_with_ddp_ranks
+
+    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+        cfg = compose(config_name="train", return_hydra_config=True)
+    HydraConfig.instance().set_config(cfg)
+    try:
+        share_output_dir_with_ddp_ranks(tmp_path / "earlier_run")  # a resumed run continues there
+        command, _ = _hydra_subprocess_cmd(local_rank=1)
+    finally:
+        HydraConfig.instance().cfg = None
+    assert f'hydra.run.dir="{tmp_path / "earlier_run"}"' in command
