@@ -19,9 +19,10 @@ import shutil
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from garbage_lit.data.scan import Sample
+if TYPE_CHECKING:  # kept light: writer processes import this module alone
+    from garbage_lit.data.scan import Sample
 
 log = logging.getLogger(__name__)
 
