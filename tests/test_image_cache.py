@@ -10,22 +10,22 @@ from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.scan import scan_dataset
-from garbage_lit.data.transforms import build_transforms, geometry_transforms, tensor_transforms
+from garbage_lit.data.transforms import build_transforms, geometry_transforms, epoch_transforms
 
 
 def test_decoded_cache_equals_direct_decoding(folder_dataset, tmp_path):
     samples = scan_dataset(folder_dataset, "folder").samples
     path = decoded_images(samples, image_size=32, resize_size=36, cache_dir=tmp_path / "cache", workers=2)
     array = np.load(path)
-    assert array.shape == (30, 3, 32, 32) and array.dtype == np.uint8
+    assert array.shape == (30, 32, 32, 3) and array.dtype == np.uint8
     geometry = geometry_transforms(32, 36)
     for index in (0, 13, 29):
-        assert np.array_equal(array[index], geometry(load_rgb(samples[index].path)).numpy())
+        assert np.array_equal(array[index], np.asarray(geometry(load_rgb(samples[index].path))))
 
     labels = [s.label for s in samples]
     for train in (False, True):
         direct = ImageDataset(samples, build_transforms(train, 32, 36, 20, (0.5,) * 3, (0.25,) * 3))
-        cached = DecodedImageDataset(path, labels, tensor_transforms(train, 20, (0.5,) * 3, (0.25,) * 3))
+        cached = DecodedImageDataset(path, labels, epoch_transforms(train, 20, (0.5,) * 3, (0.25,) * 3))
         torch.manual_seed(3)
         direct_items = [direct[i] for i in range(4)]
         torch.manual_seed(3)

@@ -20,7 +20,7 @@ from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_f
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
 from garbage_lit.data.split import read_manifest, stratified_split, write_manifest
-from garbage_lit.data.transforms import build_transforms, tensor_transforms
+from garbage_lit.data.transforms import build_transforms, epoch_transforms
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class GarbageDataModule(pl.LightningDataModule):
         path = decoded_images(samples, hp.image_size, hp.resize_size, self._cache_dir("image_cache"),
                               workers=max(hp.num_workers, 1))
         return DecodedImageDataset(path, [s.label for s in samples],
-                                   tensor_transforms(augment, hp.rotation_degrees, hp.mean, hp.std))
+                                   epoch_transforms(augment, hp.rotation_degrees, hp.mean, hp.std))
 
     # -- feature cache --------------------------------------------------------------------------
     def attach_feature_extractor(self, backbone: nn.Module, backbone_name: str) -> None:

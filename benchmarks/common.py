@@ -1,0 +1,61 @@
+"""Helpers shared by the benchmark scripts: which data, a per-class subset, the machine, the report."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+from garbage_lit.config import SAMPLE_DATA
+from garbage_lit.data.scan import IMAGE_EXTENSIONS
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("GARBAGE_LIT_SHARED_DATA", REPO.parent / "shared" / "data"))
+TRASHNET = SHARED_DATA / "trashnet"
+
+
+def default_data() -> Path:
+    """TrashNet in ../shared/data (or $GARBAGE_LIT_SHARED_DATA) when present, else the bundled sample."""
+    return TRASHNET if TRASHNET.is_dir() else SAMPLE_DATA
+
+
+def subset(root: Path, per_class: int | None, workdir: Path) -> Path:
+    """A folder-layout copy of ``root`` (symlinks) with the first ``per_class`` images of each class."""
+    if not per_class:
+        return root
+    target = workdir / f"{root.name}_{per_class}_per_class"
+    for class_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        images = sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)[:per_class]
+        (target / class_dir.name).mkdir(parents=True, exist_ok=True)
+        for image in images:
+            link = target / class_dir.name / image.name
+            if not link.exists():
+                link.symlink_to(image.resolve())
+    return target
+
+
+def workdir(prefix: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"garbage_lit_bench_{prefix}_"))
+
+
+def machine() -> str:
+    """One line describing where the numbers came from (load average included: the machine may be shared)."""
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs ({cpu}), torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), python {sys.version.split()[0]}, load average {load}")
+
+
+def report(title: str, rows: list[tuple[str, str]], ratio_name: str, ratio: float, target: str, met: bool) -> None:
+    """Print both sides of a comparison and their ratio against the target."""
+    width = max(len(name) for name, _ in rows)
+    print(f"\n== {title}")
+    print(f"machine: {machine()}")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    print(f"  {ratio_name}: {ratio:.2f}x (target {target}: {'met' if met else 'NOT met'})")
