@@ -51,11 +51,13 @@ def machine() -> str:
             f"({torch.get_num_threads()} threads), python {sys.version.split()[0]}, load average {load}")
 
 
-def report(title: str, rows: list[tuple[str, str]], ratio_name: str, ratio: float, target: str, met: bool) -> None:
-    """Print both sides of a comparison and their ratio against the target."""
+def report(title: str, rows: list[tuple[str, str]], ratio_name: str, ratio: float, target: str | None = None,
+           met: bool = True) -> None:
+    """Print both sides of a comparison and their ratio (against the target, when there is one)."""
     width = max(len(name) for name, _ in rows)
     print(f"\n== {title}")
     print(f"machine: {machine()}")
     for name, value in rows:
         print(f"  {name:<{width}}  {value}")
-    print(f"  {ratio_name}: {ratio:.2f}x (target {target}: {'met' if met else 'NOT met'})")
+    verdict = f" (target {target}: {'met' if met else 'NOT met'})" if target else ""
+    print(f"  {ratio_name}: {ratio:.2f}x{verdict}")
