@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -36,6 +37,19 @@ def subset(root: Path, per_class: int | None, workdir: Path) -> Path:
             if not link.exists():
                 link.symlink_to(image.resolve())
     return target
+
+
+def parser(doc: str, per_class: int, model: str | None = None) -> argparse.ArgumentParser:
+    """The options every benchmark shares: which data, how much of it, which model, batch and image size."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=default_data())
+    parser.add_argument("--per-class", type=int, default=per_class, help="images per class (0: all)")
+    if model:
+        parser.add_argument("--model", default=model)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--resize-size", type=int, default=256)
+    return parser
 
 
 def workdir(prefix: str) -> Path:

@@ -19,7 +19,8 @@ import torch
 import torchvision
 from torch.utils.data import DataLoader
 
-from common import default_data, report, subset, workdir
+from common import parser as common_parser
+from common import report, subset, workdir
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.transforms import build_transforms, epoch_transforms
@@ -33,16 +34,11 @@ def images_per_second(dataset, args: argparse.Namespace) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=default_data())
-    parser.add_argument("--per-class", type=int, default=50, help="images per class (0: all)")
+    parser = common_parser(__doc__, per_class=50)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads in the loading process (DataLoader workers use 1)")
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--resize-size", type=int, default=256)
     parser.add_argument("--rotation", type=float, default=15)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)

@@ -23,7 +23,8 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from common import default_data, report, subset, workdir
+from common import parser as common_parser
+from common import report, subset, workdir
 from garbage_lit.callbacks.metrics_json import MetricsJson
 from garbage_lit.config import register_resolvers
 from garbage_lit.train import _instantiate_callbacks
@@ -79,14 +80,8 @@ def plain_loop(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=default_data())
-    parser.add_argument("--per-class", type=int, default=16, help="images per class (0: all)")
-    parser.add_argument("--model", default="resnet18")
+    parser = common_parser(__doc__, per_class=16, model="resnet18")
     parser.add_argument("--weights", default="none", help="timing does not depend on the weights' values")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--resize-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
 

@@ -16,7 +16,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from common import default_data, report, subset, workdir
+from common import parser as common_parser
+from common import report, subset, workdir
 
 
 def peak_rss_mb(args: argparse.Namespace, data: Path, work: Path, name: str, cached: bool) -> float:
@@ -34,14 +35,8 @@ def peak_rss_mb(args: argparse.Namespace, data: Path, work: Path, name: str, cac
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=default_data())
-    parser.add_argument("--per-class", type=int, default=8, help="images per class (0: all)")
+    parser = common_parser(__doc__, per_class=8, model="efficientnet_lite0")
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--resize-size", type=int, default=256)
     args = parser.parse_args()
 
     work = workdir("memory")

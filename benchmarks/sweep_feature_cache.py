@@ -18,7 +18,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import default_data, report, subset, workdir
+from common import parser as common_parser
+from common import report, subset, workdir
 
 LRS = ["0.001", "0.003", "0.01", "0.03", "0.1", "0.0003"]
 
@@ -41,16 +42,15 @@ def sweep(side: str, cached: bool, jobs: int, args: argparse.Namespace, data: Pa
     return seconds, [json.loads(p.read_text()) for p in sorted((work / side).glob("*/metrics.json"))]
 
 
+def job(metrics: dict) -> tuple[str, float]:
+    """What tells the jobs of the sweep apart: optimizer and learning rate."""
+    return metrics["config"]["optim"]["_target_"].rsplit(".", 1)[-1], metrics["config"]["lr"]
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=default_data())
-    parser.add_argument("--per-class", type=int, default=8, help="images per class (0: all)")
+    parser = common_parser(__doc__, per_class=8, model="efficientnet_lite0")
     parser.add_argument("--jobs", type=int, default=8, help="sweep size: optim {sgd,adam} x jobs/2 learning rates")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--model", default="efficientnet_lite0")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--resize-size", type=int, default=256)
     parser.add_argument("--rotation", type=float, default=15, help="random rotation degrees (0: no augmentation)")
     parser.add_argument("--views", type=int, default=5, help="data.feature_cache_views")
     parser.add_argument("--uncached-jobs", type=int, default=None,
@@ -63,12 +63,16 @@ def main() -> None:
     data = subset(args.data, args.per_class, work)
     results = {"uncached": sweep("uncached", False, uncached_jobs, args, data, work),
                "cached": sweep("cached", True, args.jobs, args, data, work)}
+
+    both = {job(m) for m in results["uncached"][1]} & {job(m) for m in results["cached"][1]}
     rows = []
     for side, (seconds, jobs) in results.items():
         assert all(j["status"] == "completed" for j in jobs), f"{side}: jobs failed"
-        accuracy = statistics.mean(j["test"]["acc"] for j in jobs)
+        accuracy = statistics.mean(j["test"]["acc"] for j in jobs if job(j) in both)
+        epoch = statistics.mean(j["seconds_per_epoch"] for j in jobs)
         rows.append((side, f"{seconds:8.1f} s wall measured for {len(jobs)} jobs x {args.epochs} epochs "
-                           f"({seconds / len(jobs):.1f} s/job), mean test acc {accuracy:.3f}"))
+                           f"({seconds / len(jobs):.1f} s/job, {epoch:.2f} s/epoch); mean test acc of the "
+                           f"{len(both)} jobs both sides ran: {accuracy:.3f}"))
     uncached_seconds = results["uncached"][0]
     if uncached_jobs < args.jobs:
         # Conservative: the missing jobs are charged only their epochs (train + eval), not their set-up.
