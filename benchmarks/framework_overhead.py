@@ -1,6 +1,6 @@
 """Benchmark 3: framework overhead, a training epoch through garbage-lit vs a plain PyTorch loop.
 
-    python benchmarks/framework_overhead.py                      # resnet18 frozen, 224 px, 96 images
+    python benchmarks/framework_overhead.py                      # resnet18 frozen, 224 px, 288 images
     python benchmarks/framework_overhead.py --per-class 4 --image-size 64 --repeats 1   # a quick smoke run
 
 Both sides train the same model (the paper's: frozen backbone, new linear head, SGD) on the same
@@ -80,7 +80,7 @@ def plain_loop(cfg: DictConfig) -> float:
 
 
 def main() -> None:
-    parser = common_parser(__doc__, per_class=16, model="resnet18")
+    parser = common_parser(__doc__, per_class=48, model="resnet18")
     parser.add_argument("--weights", default="none", help="timing does not depend on the weights' values")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
