@@ -202,6 +202,8 @@ class GarbageDataModule(pl.LightningDataModule):
                                    hp.feature_cache_views if augmented else 1, self._cache_dir("feature_cache"),
                                    batch_size=hp.batch_size, num_workers=hp.num_workers)
             self._feature_sets[split] = FeatureDataset(path, [s.label for s in samples])
+            log.info("feature cache: %s split served from %s (%d view(s))", split, path.parent,
+                     self._feature_sets[split].views)
         return self._feature_sets[split]
 
     def _cache_dir(self, option: str) -> Path:
