@@ -86,6 +86,8 @@ def extract_features(backbone: nn.Module, images: Dataset, views: int, path: Pat
                     start += len(out)
     finally:
         backbone.train(was_training)
+    if features is None:
+        raise ValueError("the feature cache was asked for the features of an empty image set")
     features.flush()
 
 
