@@ -29,7 +29,9 @@ from pytorch_lightning.loggers import TensorBoardLogger
 
 from garbage_lit.callbacks.metrics_json import METRICS_NAME, MetricsJson, write_json_atomic
 from garbage_lit.config import register_resolvers
+from garbage_lit.data import GarbageDataModule
 from garbage_lit.distributed import share_output_dir_with_ddp_ranks
+from garbage_lit.models import GarbageClassifier
 from garbage_lit.plots import confusion_figure
 from garbage_lit.provenance import provenance
 from garbage_lit.resume import continue_in, launch_overrides, leave_pointer, resume_point
@@ -72,6 +74,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
+    attach_feature_cache(cfg, datamodule, model)
 
     metrics_json = MetricsJson(output_dir)
     callbacks = [metrics_json, *_instantiate_callbacks(cfg, has_val="val" in datamodule.eval_splits)]
@@ -102,6 +105,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     log.info("test accuracy %.4f, macro recall %.4f (weights: %s); results in %s",
              test["acc"], test["recall"], model.weights_source, output_dir)
     return test
+
+
+def attach_feature_cache(cfg: DictConfig, datamodule: GarbageDataModule, model: GarbageClassifier) -> None:
+    """With data.feature_cache and a frozen backbone, let the head train on cached backbone features."""
+    if not cfg.data.get("feature_cache"):
+        return
+    if not cfg.model.freeze_backbone:
+        log.warning("data.feature_cache=true is ignored: model.freeze_backbone=false trains the backbone, "
+                    "so its features change every step")
+        return
+    datamodule.attach_feature_extractor(model.backbone, cfg.model.backbone)
 
 
 def _instantiate_callbacks(cfg: DictConfig, has_val: bool) -> list[pl.Callback]:

@@ -11,14 +11,18 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from lightning_utilities.core.rank_zero import rank_zero_only
-from torch.utils.data import DataLoader
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
+from garbage_lit.data.cache_store import content_ids
 from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.duplicates import (DUPLICATES_NAME, DuplicateGroup, dropped_by_dedupe, find_duplicates,
                                          summary, write_duplicates)
+from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_features
+from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
 from garbage_lit.data.split import read_manifest, stratified_split, write_manifest
-from garbage_lit.data.transforms import build_transforms
+from garbage_lit.data.transforms import build_transforms, epoch_transforms
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +39,10 @@ class GarbageDataModule(pl.LightningDataModule):
     ``split_manifest``. Byte-identical images are listed in ``duplicates.csv``; ``dedupe=True``
     leaves out the training-side copies (see :mod:`garbage_lit.data.duplicates`), the manifest
     still records the split before that.
+
+    ``image_cache`` serves images from a decoded-image cache in ``cache_dir``; after
+    :meth:`attach_feature_extractor` the loaders serve cached backbone features instead of images
+    (``feature_cache_views`` augmented views per training image when rotation is on).
     """
 
     def __init__(
@@ -57,6 +65,10 @@ class GarbageDataModule(pl.LightningDataModule):
         strict: bool = False,
         dedupe: bool = False,
         output_dir: str | Path | None = None,
+        image_cache: bool = False,
+        feature_cache: bool = False,
+        feature_cache_views: int = 5,
+        cache_dir: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -66,6 +78,8 @@ class GarbageDataModule(pl.LightningDataModule):
         self.splits: dict[str, list[Sample]] = {}
         self.manifest_sha256: str | None = None
         self.duplicates: list[DuplicateGroup] = []
+        self.feature_extractor: tuple[nn.Module, str] | None = None
+        self._feature_sets: dict[str, FeatureDataset] = {}
 
     # -- set-up ---------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -170,11 +184,55 @@ class GarbageDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         hp = self.hparams
-        transform = build_transforms(split == "train", hp.image_size, hp.resize_size, hp.rotation_degrees,
-                                     hp.mean, hp.std)
-        return DataLoader(ImageDataset(self.splits[split], transform), batch_size=hp.batch_size, shuffle=shuffle,
+        if self.feature_extractor is not None:
+            # Features are small and already in (mapped) memory: worker processes would only add overhead.
+            features = self._features(split)
+            return DataLoader(features, batch_size=hp.batch_size, sampler=ViewSampler(features) if shuffle else None,
+                              pin_memory=hp.pin_memory)
+        return DataLoader(self._images(split, augment=split == "train"), batch_size=hp.batch_size, shuffle=shuffle,
                           num_workers=hp.num_workers, pin_memory=hp.pin_memory,
                           persistent_workers=hp.persistent_workers and hp.num_workers > 0)
+
+    def _images(self, split: str, augment: bool) -> Dataset:
+        """The images of ``split`` with their transforms, from the decoded-image cache when enabled."""
+        hp = self.hparams
+        samples = self.splits[split]
+        if not hp.image_cache:
+            return ImageDataset(samples, build_transforms(augment, hp.image_size, hp.resize_size,
+                                                          hp.rotation_degrees, hp.mean, hp.std))
+        path = decoded_images(samples, hp.image_size, hp.resize_size, self._cache_dir("image_cache"),
+                              workers=max(hp.num_workers, 1))
+        return DecodedImageDataset(path, [s.label for s in samples],
+                                   epoch_transforms(augment, hp.rotation_degrees, hp.mean, hp.std))
+
+    # -- feature cache --------------------------------------------------------------------------
+    def attach_feature_extractor(self, backbone: nn.Module, backbone_name: str) -> None:
+        """Serve pooled features of the frozen ``backbone`` (computed once, cached) instead of images."""
+        self.feature_extractor = (backbone, backbone_name)
+        self._feature_sets = {}
+
+    def _features(self, split: str) -> FeatureDataset:
+        if split not in self._feature_sets:
+            hp = self.hparams
+            backbone, name = self.feature_extractor
+            augmented = split == "train" and bool(hp.rotation_degrees)
+            if augmented and hp.feature_cache_views < 1:
+                raise DataError(f"data.feature_cache_views={hp.feature_cache_views} must be at least 1")
+            preprocessing = {**self.preprocessing(), "rotation_degrees": hp.rotation_degrees if augmented else 0}
+            samples = self.splits[split]
+            path = cached_features(backbone, name, self._images(split, augment=augmented),
+                                   content_ids(samples), preprocessing,
+                                   hp.feature_cache_views if augmented else 1, self._cache_dir("feature_cache"),
+                                   batch_size=hp.batch_size, num_workers=hp.num_workers)
+            self._feature_sets[split] = FeatureDataset(path, [s.label for s in samples])
+            log.info("feature cache: %s split served from %s (%d view(s))", split, path.parent,
+                     self._feature_sets[split].views)
+        return self._feature_sets[split]
+
+    def _cache_dir(self, option: str) -> Path:
+        if self.hparams.cache_dir is None:
+            raise DataError(f"data.{option}=true needs data.cache_dir (default: paths.cache_dir) to name a folder")
+        return Path(self.hparams.cache_dir).expanduser()
 
 
 @rank_zero_only

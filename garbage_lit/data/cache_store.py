@@ -1,0 +1,84 @@
+"""Content-keyed cache entries that many processes may fill at once without ever reading half a file.
+
+An entry is a folder ``<cache_dir>/<kind>/<key>/`` whose name is the SHA-256 of everything its
+contents depend on (:func:`content_key`). :func:`cached_entry` fills it under an exclusive
+``fcntl`` lock held on ``<key>.lock``: the builder writes into a private temporary folder, which is
+renamed into place only once complete (``rename`` is atomic on one file system). A writer that dies
+mid-fill leaves at most a temporary folder, which the next writer deletes before redoing the fill;
+the kernel drops a dead process's lock, so nobody waits forever. Readers see a complete entry or none.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # kept light: writer processes import this module alone
+    from garbage_lit.data.scan import Sample
+
+log = logging.getLogger(__name__)
+
+COMPLETE_MARKER = "complete.json"
+TEMP_PREFIX = ".tmp-"
+
+
+def content_key(payload: dict[str, Any]) -> str:
+    """SHA-256 of ``payload`` as canonical JSON: any change to any input gives a new key."""
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@contextmanager
+def file_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created if missing) for the duration of the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def cached_entry(cache_dir: str | Path, kind: str, payload: dict[str, Any],
+                 build: Callable[[Path], None]) -> Path:
+    """The folder of the complete cache entry for ``payload``, calling ``build(folder)`` to fill it once.
+
+    ``build`` writes its files into the (temporary) folder it is given; ``payload`` is recorded
+    beside them in ``complete.json``, whose presence marks the entry complete.
+    """
+    key = content_key(payload)
+    root = Path(cache_dir).expanduser() / kind
+    entry = root / key
+    if (entry / COMPLETE_MARKER).is_file():
+        return entry
+    with file_lock(root / f"{key}.lock"):
+        if (entry / COMPLETE_MARKER).is_file():  # another job filled it while we waited
+            return entry
+        for leftover in [*root.glob(f"{TEMP_PREFIX}{key}-*"), entry]:
+            if leftover.exists():  # an interrupted fill: never trusted, always redone
+                log.warning("cache: removing incomplete %s", leftover)
+                shutil.rmtree(leftover)
+        tmp = root / f"{TEMP_PREFIX}{key}-{os.getpid()}"
+        tmp.mkdir(parents=True)
+        build(tmp)
+        (tmp / COMPLETE_MARKER).write_text(json.dumps(payload, indent=1, sort_keys=True))
+        tmp.rename(entry)
+    log.info("cache: filled %s", entry)
+    return entry
+
+
+def content_ids(samples: Sequence[Sample]) -> list[str]:
+    """The SHA-256 of each sample's bytes, in order: what a cache of their pixels depends on."""
+    missing = [str(s.path) for s in samples if not s.sha256]
+    if missing:
+        raise ValueError(f"{len(missing)} samples carry no sha256 (e.g. {missing[0]}); build them with "
+                         f"garbage_lit.data.scan.scan_dataset, which hashes every file")
+    return [s.sha256 for s in samples]
