@@ -48,6 +48,7 @@ class GarbageDataModule(pl.LightningDataModule):
         image_size: int = 224,
         resize_size: int = 256,
         rotation_degrees: float = 15.0,
+        augment: str = "paper",
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
         strict: bool = False,
@@ -148,7 +149,7 @@ class GarbageDataModule(pl.LightningDataModule):
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         hp = self.hparams
         transform = build_transforms(split == "train", hp.image_size, hp.resize_size, hp.rotation_degrees,
-                                     hp.mean, hp.std)
+                                     hp.mean, hp.std, augment=hp.augment)
         return DataLoader(ImageDataset(self.splits[split], transform), batch_size=hp.batch_size, shuffle=shuffle,
                           num_workers=hp.num_workers, pin_memory=hp.pin_memory,
                           persistent_workers=hp.persistent_workers and hp.num_workers > 0)

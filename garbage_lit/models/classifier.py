@@ -70,10 +70,12 @@ class GarbageClassifier(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         """Keep a frozen backbone in eval mode, so its BatchNorm statistics and dropout stay fixed.
 
-        (Lightning sets submodule modes itself, so overriding ``train()`` would not be enough.)
+        Frozen means no backbone parameter is trainable *now*: the paper's ``freeze_backbone``, or the
+        warm-up of a ``BackboneFinetuning`` callback, which runs its hook before this one and makes
+        the backbone trainable (and so back in train mode) from its unfreeze epoch on. (Lightning sets
+        submodule modes itself, so overriding ``train()`` would not be enough.)
         """
-        if self.hparams.freeze_backbone:
-            self.backbone.eval()
+        self.backbone.train(any(p.requires_grad for p in self.backbone.parameters()))
 
     # -- steps ----------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
