@@ -28,7 +28,7 @@ def load_classifier(ckpt: str | Path) -> GarbageClassifier:
         raise FileNotFoundError(f"ckpt={ckpt}: no such checkpoint file; point ckpt= at a .ckpt written by "
                                 f"training (e.g. outputs/<run>/checkpoints/last.ckpt)")
     try:
-        model = GarbageClassifier.load_from_checkpoint(path, weights="none", map_location="cpu")
+        model = GarbageClassifier.load_from_checkpoint(path, weights="none", map_location="cpu", weights_only=True)
     except (KeyError, RuntimeError, TypeError) as exc:
         raise ValueError(f"ckpt={path} is not a garbage-lit classifier checkpoint ({type(exc).__name__}: {exc})") \
             from exc

@@ -168,33 +168,43 @@ def googlenet_imagenet_like(tmp_path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("backbone", ["resnet18", "googlenet", "efficientnet_lite0"])
-def test_export_onnx_and_torchscript_match_the_checkpoint(backbone, tmp_path, googlenet_imagenet_like):
-    import onnxruntime
-
-    weights = str(googlenet_imagenet_like) if backbone == "googlenet" else "none"
+def checkpoint_and_expected_logits(backbone: str, tmp_path: Path, googlenet_state: Path) -> tuple[Path, torch.Tensor,
+                                                                                                 torch.Tensor]:
+    """A checkpoint of ``backbone`` (GoogLeNet in its pretrained layout), a batch and the checkpoint's logits."""
+    weights = str(googlenet_state) if backbone == "googlenet" else "none"
     ckpt = save_untrained_checkpoint(tmp_path / "m.ckpt", backbone, ["a", "b", "c"], image_size=64, weights=weights)
     model = load_classifier(ckpt)
     if backbone == "googlenet":
         assert model.backbone.transform_input  # rebuilt in the layout it was trained with
     images = torch.randn(3, 3, 64, 64)  # another batch size than the export example: the batch axis is dynamic
     with torch.no_grad():
-        expected = model(images).numpy()
+        return ckpt, images, model(images)
 
+
+# efficientnet_lite0 has ReLU6 and its own TF-style padding; GoogLeNet remaps its input (transform_input).
+@pytest.mark.parametrize("backbone", ["resnet18", "googlenet", "efficientnet_lite0"])
+def test_export_onnx_matches_the_checkpoint(backbone, tmp_path, googlenet_imagenet_like):
+    import onnxruntime
+
+    ckpt, images, expected = checkpoint_and_expected_logits(backbone, tmp_path, googlenet_imagenet_like)
     onnx_file = export(ckpt, "onnx", tmp_path / "m.onnx")
     session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
-    (onnx_logits,) = session.run(["logits"], {"images": images.numpy()})
-    np.testing.assert_allclose(onnx_logits, expected, rtol=1e-4, atol=1e-4)
-
-    script_file = export(ckpt, "torchscript", tmp_path / "m.pt")
-    with torch.no_grad():
-        script_logits = torch.jit.load(str(script_file))(images).numpy()
-    np.testing.assert_allclose(script_logits, expected, rtol=1e-4, atol=1e-4)
+    (logits,) = session.run(["logits"], {"images": images.numpy()})
+    np.testing.assert_allclose(logits, expected.numpy(), rtol=1e-4, atol=1e-4)
 
     meta = json.loads(sidecar_path(onnx_file).read_text())
-    assert meta["class_names"] == ["a", "b", "c"] and meta["backbone"] == backbone
+    assert meta["class_names"] == ["a", "b", "c"] and meta["backbone"] == backbone and meta["format"] == "onnx"
     assert meta["preprocessing"]["image_size"] == 64 and meta["preprocessing"]["resize_size"] == 68
     assert meta["preprocessing"]["mean"] == [0.485, 0.456, 0.406] and meta["input"]["name"] == "images"
+
+
+def test_export_torchscript_matches_the_checkpoint(tmp_path, googlenet_imagenet_like):
+    ckpt, images, expected = checkpoint_and_expected_logits("googlenet", tmp_path, googlenet_imagenet_like)
+    script_file = export(ckpt, "torchscript", tmp_path / "m.pt")
+    with torch.no_grad():
+        logits = torch.jit.load(str(script_file))(images)
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+    assert json.loads(sidecar_path(script_file).read_text())["model_file"] == "m.pt"
 
 
 def test_export_rejects_unknown_format_and_missing_checkpoint(tmp_path):
