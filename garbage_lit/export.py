@@ -10,6 +10,7 @@ The model maps a float32 batch ``images`` (N, 3, H, W), RGB, already preprocesse
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import logging
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ def export(ckpt: str | Path, fmt: str, output: str | Path, opset: int = 17) -> P
     """Write the model of ``ckpt`` to ``output`` in ``fmt`` and its sidecar JSON beside it; return the model path."""
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r} is not supported; choose one of {', '.join(FORMATS)}")
+    if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
+        raise ImportError("format=onnx needs the onnx package: pip install 'garbage-lit[export]'")
     model = load_classifier(ckpt)
     pre = preprocessing_of(model)
     network = ImageClassifier(model).eval()

@@ -212,3 +212,24 @@ def test_export_rejects_unknown_format_and_missing_checkpoint(tmp_path):
         export(tmp_path / "nope.ckpt", "onnx", tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="format='tflite' is not supported"):
         export(tmp_path / "nope.ckpt", "tflite", tmp_path / "m.tflite")
+
+
+# -- real data -------------------------------------------------------------------------------------
+def test_evaluate_and_predict_on_trashnet(tmp_path):
+    from conftest import require_shared
+
+    trashnet = require_shared("trashnet")
+    ckpt = save_untrained_checkpoint(tmp_path / "tiny.ckpt", "resnet18", TRASHNET_CLASSES)
+    out = tmp_path / "eval"
+    report = evaluate(compose_app("evaluate", out, f"ckpt={ckpt}", "data=folder", f"data.root={trashnet}",
+                                  "split=test", "num_workers=2"))
+    with (out / "split_manifest.csv").open() as handle:
+        test_rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
+    assert report["images"] == len(test_rows) > 450 and report["classes_evaluated"] == 6
+    assert sum(map(sum, report["confusion_matrix"])) == report["images"]
+
+    trash = sorted((trashnet / "trash").glob("*.jpg"))
+    rows = predict(compose_app("predict", tmp_path / "pred", f"ckpt={ckpt}", f"inputs=[{trashnet / 'trash'}]",
+                               "num_workers=2"))
+    assert [Path(row["file"]) for row in rows] == trash
+    assert all(row["error"] == "" and row["top"][0]["class"] in TRASHNET_CLASSES for row in rows)
