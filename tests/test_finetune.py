@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from garbage_lit.data.transforms import build_transforms
+from garbage_lit.inference import load_classifier
 from garbage_lit.models.schedules import warmup_cosine_factor
 from garbage_lit.train import train
 
@@ -65,6 +66,9 @@ def test_finetune_warms_up_frozen_then_unfreezes_backbone(make_cfg, folder_datas
     assert not torch.equal(frozen_weight[0], frozen_weight[1])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "completed" and 0.0 <= result["acc"] <= 1.0
+    # The fine-tuned checkpoint (with the callback's state) loads for inference like any other.
+    loaded = load_classifier(out / "checkpoints" / "last.ckpt")
+    assert not loaded.training and torch.equal(loaded.backbone.conv1.weight, frozen_weight[1])
 
 
 def test_warmup_cosine_factor_shape():
