@@ -72,8 +72,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     dataset = UnlabelledImages(collect_inputs(inputs), eval_transform(model), preprocessing_of(model)["image_size"])
     if not len(dataset):
         raise ValueError(f"inputs={inputs} holds no files to predict")
-    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers,
-                        persistent_workers=False)
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
     writer = TopKRows(dataset, model.class_names, cfg.top_k)
     trainer = inference_trainer(output_dir, callbacks=[writer])
     trainer.predict(model, dataloaders=loader, return_predictions=False)
