@@ -32,14 +32,18 @@ def write_image(path: Path, colour: tuple[int, int, int], seed: int, size: tuple
     return path
 
 
-@pytest.fixture
-def folder_dataset(tmp_path: Path) -> Path:
-    """3 classes x 10 images in the ImageFolder layout."""
-    root = tmp_path / "folder_data"
-    for label, name in enumerate(["glass", "metal", "paper"]):
+def make_folder_dataset(root: Path, class_names: tuple[str, ...] = ("glass", "metal", "paper")) -> Path:
+    """10 images per class in the ImageFolder layout."""
+    for label, name in enumerate(class_names):
         for i in range(10):
             write_image(root / name / f"{name}{i}.jpg", CLASS_COLOURS[label], seed=100 * label + i)
     return root
+
+
+@pytest.fixture
+def folder_dataset(tmp_path: Path) -> Path:
+    """3 classes x 10 images in the ImageFolder layout."""
+    return make_folder_dataset(tmp_path / "folder_data")
 
 
 def make_garbage_classify(root: Path, labels: list[int], num_rule_classes: int = 4) -> Path:
@@ -59,19 +63,24 @@ def garbage_classify_dataset(tmp_path: Path) -> Path:
     return make_garbage_classify(tmp_path / "gc_data", [label for label in (0, 1, 3) for _ in range(8)])
 
 
+def compose_fast_cfg(base_dir: Path, *overrides: str, output_dir: Path | None = None) -> DictConfig:
+    """The real training config with small, fast settings, writing under ``base_dir``; extra overrides win."""
+    fast = ["model=resnet18", "model.weights=none", "epochs=1", "batch_size=4", "data.image_size=32",
+            "data.resize_size=36", "trainer.enable_model_summary=false", "+trainer.enable_progress_bar=false"]
+    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=[*fast, *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir or base_dir / "run")
+        cfg.paths.cache_dir = str(base_dir / "cache")
+    return cfg
+
+
 @pytest.fixture
 def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     """Compose the real training config with small, fast settings; extra overrides win."""
 
     def _make(*overrides: str, output_dir: Path | None = None) -> DictConfig:
-        fast = ["model=resnet18", "model.weights=none", "epochs=1", "batch_size=4", "data.image_size=32",
-                "data.resize_size=36", "trainer.enable_model_summary=false", "+trainer.enable_progress_bar=false"]
-        with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
-            cfg = compose(config_name="train", overrides=[*fast, *overrides])
-        with open_dict(cfg):
-            cfg.paths.output_dir = str(output_dir or tmp_path / "run")
-            cfg.paths.cache_dir = str(tmp_path / "cache")
-        return cfg
+        return compose_fast_cfg(tmp_path, *overrides, output_dir=output_dir)
 
     return _make
 

@@ -60,6 +60,7 @@ class GarbageDataModule(pl.LightningDataModule):
         image_size: int = 224,
         resize_size: int = 256,
         rotation_degrees: float = 15.0,
+        augment: str = "paper",
         mean: Sequence[float] = (0.485, 0.456, 0.406),
         std: Sequence[float] = (0.229, 0.224, 0.225),
         strict: bool = False,
@@ -189,21 +190,22 @@ class GarbageDataModule(pl.LightningDataModule):
             features = self._features(split)
             return DataLoader(features, batch_size=hp.batch_size, sampler=ViewSampler(features) if shuffle else None,
                               pin_memory=hp.pin_memory)
-        return DataLoader(self._images(split, augment=split == "train"), batch_size=hp.batch_size, shuffle=shuffle,
+        return DataLoader(self._images(split, train=split == "train"), batch_size=hp.batch_size, shuffle=shuffle,
                           num_workers=hp.num_workers, pin_memory=hp.pin_memory,
                           persistent_workers=hp.persistent_workers and hp.num_workers > 0)
 
-    def _images(self, split: str, augment: bool) -> Dataset:
-        """The images of ``split`` with their transforms, from the decoded-image cache when enabled."""
+    def _images(self, split: str, train: bool) -> Dataset:
+        """The images of ``split`` with (training if ``train``) transforms, from the decoded-image cache if enabled."""
         hp = self.hparams
         samples = self.splits[split]
-        if not hp.image_cache:
-            return ImageDataset(samples, build_transforms(augment, hp.image_size, hp.resize_size,
-                                                          hp.rotation_degrees, hp.mean, hp.std))
+        strong = train and hp.augment == "strong"  # its random crops need the whole image, not the cached crop
+        if not hp.image_cache or strong:
+            return ImageDataset(samples, build_transforms(train, hp.image_size, hp.resize_size,
+                                                          hp.rotation_degrees, hp.mean, hp.std, hp.augment))
         path = decoded_images(samples, hp.image_size, hp.resize_size, self._cache_dir("image_cache"),
                               workers=max(hp.num_workers, 1))
         return DecodedImageDataset(path, [s.label for s in samples],
-                                   epoch_transforms(augment, hp.rotation_degrees, hp.mean, hp.std))
+                                   epoch_transforms(train, hp.rotation_degrees, hp.mean, hp.std))
 
     # -- feature cache --------------------------------------------------------------------------
     def attach_feature_extractor(self, backbone: nn.Module, backbone_name: str) -> None:
@@ -215,12 +217,13 @@ class GarbageDataModule(pl.LightningDataModule):
         if split not in self._feature_sets:
             hp = self.hparams
             backbone, name = self.feature_extractor
-            augmented = split == "train" and bool(hp.rotation_degrees)
+            augmented = split == "train" and (bool(hp.rotation_degrees) or hp.augment == "strong")
             if augmented and hp.feature_cache_views < 1:
                 raise DataError(f"data.feature_cache_views={hp.feature_cache_views} must be at least 1")
-            preprocessing = {**self.preprocessing(), "rotation_degrees": hp.rotation_degrees if augmented else 0}
+            preprocessing = {**self.preprocessing(), "rotation_degrees": hp.rotation_degrees if augmented else 0,
+                             "augment": hp.augment if augmented else "none"}
             samples = self.splits[split]
-            path = cached_features(backbone, name, self._images(split, augment=augmented),
+            path = cached_features(backbone, name, self._images(split, train=augmented),
                                    content_ids(samples), preprocessing,
                                    hp.feature_cache_views if augmented else 1, self._cache_dir("feature_cache"),
                                    batch_size=hp.batch_size, num_workers=hp.num_workers)

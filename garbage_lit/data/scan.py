@@ -93,7 +93,8 @@ def scan_dataset(root: str | Path, layout: str, check_workers: int = 4) -> ScanR
     return result
 
 
-def _is_image(path: Path) -> bool:
+def is_image_file(path: Path) -> bool:
+    """A visible file with an image extension (see IMAGE_EXTENSIONS)."""
     return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
@@ -105,7 +106,7 @@ def _scan_folder(root: Path) -> ScanResult:
     samples: list[Sample] = []
     problems: list[DataProblem] = []
     for label, class_dir in enumerate(class_dirs):
-        images = sorted(p for p in class_dir.rglob("*") if _is_image(p))
+        images = sorted(p for p in class_dir.rglob("*") if is_image_file(p))
         if not images:
             problems.append(DataProblem(_rel(class_dir, root) + "/", "class folder holds no images",
                                         "class kept with no samples"))
@@ -162,7 +163,7 @@ def parse_label_file(txt: Path) -> tuple[str, int]:
 def _scan_garbage_classify(root: Path) -> ScanResult:
     rule_path = root / RULE_FILE
     class_names = read_rule_file(rule_path) if rule_path.is_file() else None
-    images = {p.stem: p for p in root.iterdir() if _is_image(p)}
+    images = {p.stem: p for p in root.iterdir() if is_image_file(p)}
     texts = {p.stem: p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".txt"}
     if not images and not texts:
         raise DataError(f"{root} holds no img_N.jpg / img_N.txt pairs; is data.layout=garbage_classify right?")

@@ -102,18 +102,32 @@ def create_backbone(name: str, weights: str = "auto") -> tuple[nn.Module, str]:
     """Build backbone ``name`` without its head (it returns pooled features); return it and its weights source."""
     spec = get_spec(name)
     state_dict, source = _resolve_weights(name, spec, str(weights))
-    model = spec.build(state_dict is not None)
+    model = build_headless(name, pretrained_layout=state_dict is not None)
     if state_dict is not None:
         head_prefix = spec.head_attr + "."
         state_dict = {k: v for k, v in state_dict.items()
                       if not k.startswith((head_prefix, "aux1.", "aux2."))}
-        setattr(model, spec.head_attr, nn.Identity())
         missing, unexpected = model.load_state_dict(state_dict, strict=False)
         if missing or unexpected:
             raise ValueError(f"weights {source} do not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    else:
-        setattr(model, spec.head_attr, nn.Identity())
     return model, source
+
+
+def build_headless(name: str, pretrained_layout: bool) -> nn.Module:
+    """Backbone ``name`` without weights and with its head replaced by Identity.
+
+    ``pretrained_layout`` is the architecture pretrained weights expect (GoogLeNet's ``transform_input``);
+    a trained checkpoint must be rebuilt with the layout it was trained with.
+    """
+    spec = get_spec(name)
+    model = spec.build(pretrained_layout)
+    setattr(model, spec.head_attr, nn.Identity())
+    return model
+
+
+def is_pretrained_source(weights_source: str) -> bool:
+    """Whether a ``create_backbone`` weights source names loaded weights (not a random init)."""
+    return not weights_source.startswith("none")
 
 
 def _resolve_weights(name: str, spec: BackboneSpec, weights: str) -> tuple[dict | None, str]:

@@ -11,7 +11,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassRecall
 
-from garbage_lit.models.backbones import create_backbone, get_spec
+from garbage_lit.models.backbones import build_headless, create_backbone, get_spec, is_pretrained_source
 
 
 class GarbageClassifier(pl.LightningModule):
@@ -69,10 +69,25 @@ class GarbageClassifier(pl.LightningModule):
     def on_train_epoch_start(self) -> None:
         """Keep a frozen backbone in eval mode, so its BatchNorm statistics and dropout stay fixed.
 
-        (Lightning sets submodule modes itself, so overriding ``train()`` would not be enough.)
+        Frozen means no backbone parameter is trainable *now*: the paper's ``freeze_backbone``, or the
+        warm-up of a ``BackboneFinetuning`` callback, which runs its hook before this one and makes
+        the backbone trainable (and so back in train mode) from its unfreeze epoch on. (Lightning sets
+        submodule modes itself, so overriding ``train()`` would not be enough.)
         """
-        if self.hparams.freeze_backbone:
-            self.backbone.eval()
+        self.backbone.train(any(p.requires_grad for p in self.backbone.parameters()))
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["pretrained_layout"] = is_pretrained_source(self.weights_source)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Rebuild the backbone in the layout it was trained with, whatever ``weights`` built it now.
+
+        (Loading for inference builds with ``weights="none"``; GoogLeNet trained from ImageNet weights
+        needs its ``transform_input``.) Older checkpoints: pretrained unless trained with weights=none.
+        """
+        pretrained = checkpoint.get("pretrained_layout", self.hparams.weights != "none")
+        if pretrained != is_pretrained_source(self.weights_source):
+            self.backbone = build_headless(self.hparams.backbone, pretrained_layout=pretrained)
 
     # -- steps ----------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -102,6 +117,11 @@ class GarbageClassifier(pl.LightningModule):
         self.log("final/loss", self.criterion(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
         self.final_metrics.update(logits, y)
         self.final_confusion.update(logits, y)
+
+    def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
+        """Class probabilities for the images of ``batch`` (a tensor, or a tuple/list starting with one)."""
+        images = batch[0] if isinstance(batch, (tuple, list)) else batch
+        return self(images).softmax(dim=-1)
 
     # -- epoch ends -----------------------------------------------------------------------------
     def on_validation_epoch_end(self) -> None:

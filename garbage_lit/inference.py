@@ -1,0 +1,57 @@
+"""Load a trained checkpoint for evaluation, prediction or export: the model, its classes and preprocessing.
+
+Checkpoints carry the backbone name, class names and evaluation preprocessing in their hyperparameters,
+so nothing else (no training config, no ImageNet weights) is needed to use them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+from torchvision.transforms import v2
+
+from garbage_lit.data.transforms import build_transforms
+from garbage_lit.models.classifier import GarbageClassifier
+
+PREPROCESSING_KEYS = ("image_size", "resize_size", "mean", "std")
+
+
+def load_classifier(ckpt: str | Path) -> GarbageClassifier:
+    """The classifier saved in ``ckpt``, on the CPU and in eval mode.
+
+    ``weights="none"`` skips fetching ImageNet weights: the checkpoint's state dict replaces them anyway.
+    """
+    path = Path(ckpt).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"ckpt={ckpt}: no such checkpoint file; point ckpt= at a .ckpt written by "
+                                f"training (e.g. outputs/<run>/checkpoints/last.ckpt)")
+    try:
+        model = GarbageClassifier.load_from_checkpoint(path, weights="none", map_location="cpu", weights_only=True)
+    except (KeyError, RuntimeError, TypeError) as exc:
+        raise ValueError(f"ckpt={path} is not a garbage-lit classifier checkpoint ({type(exc).__name__}: {exc})") \
+            from exc
+    missing = [key for key in PREPROCESSING_KEYS if key not in (model.hparams.get("preprocessing") or {})]
+    if missing:
+        raise ValueError(f"ckpt={path} does not record its preprocessing ({', '.join(missing)} missing); "
+                         f"it was not written by garbage_lit.train")
+    return model.eval()
+
+
+def preprocessing_of(model: GarbageClassifier) -> dict:
+    """``image_size``, ``resize_size``, ``mean`` and ``std`` the model was trained with."""
+    return {key: model.hparams.preprocessing[key] for key in PREPROCESSING_KEYS}
+
+
+def eval_transform(model: GarbageClassifier) -> v2.Compose:
+    """The evaluation transform (resize, center crop, to tensor, normalize) the model expects."""
+    pre = preprocessing_of(model)
+    return build_transforms(False, pre["image_size"], pre["resize_size"], mean=pre["mean"], std=pre["std"])
+
+
+def inference_trainer(output_dir: str | Path | None = None, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:
+    """A quiet single-device Trainer for ``Trainer.predict`` (no logger, no checkpoints)."""
+    return pl.Trainer(accelerator="auto", devices=1, logger=False, enable_checkpointing=False,
+                      enable_progress_bar=False, enable_model_summary=False, default_root_dir=output_dir,
+                      callbacks=callbacks)

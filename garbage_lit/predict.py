@@ -1,0 +1,125 @@
+"""Predict the top-k classes of new photos with a trained checkpoint.
+
+    python -m garbage_lit.predict ckpt=outputs/<run>/checkpoints/last.ckpt inputs=[photo.jpg,/folder/of/photos]
+
+Writes ``predictions.csv`` and ``predictions.json`` into the run folder and prints a table. For
+garbage_classify models ("group/item" class names) each class comes with its broad group in Chinese
+and English. A file that cannot be read gets a row with its error; the other files are still predicted.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig
+from pytorch_lightning.callbacks import BasePredictionWriter
+from torch.utils.data import DataLoader
+
+from garbage_lit.callbacks.metrics_json import write_json_atomic
+from garbage_lit.config import register_resolvers
+from garbage_lit.data.groups import garbage_group
+from garbage_lit.data.unlabelled import UnlabelledImages, collect_inputs
+from garbage_lit.inference import eval_transform, inference_trainer, load_classifier, preprocessing_of
+
+log = logging.getLogger(__name__)
+
+register_resolvers()
+
+
+class TopKRows(BasePredictionWriter):
+    """Turns each predicted batch into rows (file, error, top-k classes with probabilities and groups)."""
+
+    def __init__(self, dataset: UnlabelledImages, class_names: Sequence[str], top_k: int) -> None:
+        super().__init__(write_interval="batch")
+        self.dataset = dataset
+        self.class_names = list(class_names)
+        self.top_k = min(top_k, len(class_names))
+        self.rows: list[dict[str, Any]] = []
+
+    def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: torch.Tensor,
+                           batch_indices: Sequence[int] | None, batch: Any, batch_idx: int,
+                           dataloader_idx: int = 0) -> None:
+        _, indices, errors = batch
+        top = prediction.topk(self.top_k, dim=1)
+        for index, error, probs, classes in zip(indices.tolist(), errors, top.values.tolist(), top.indices.tolist()):
+            row: dict[str, Any] = {"file": str(self.dataset.inputs[index].path), "error": error, "top": []}
+            if not error:
+                row["top"] = [self._describe(c, p) for c, p in zip(classes, probs)]
+            self.rows.append(row)
+
+    def _describe(self, class_index: int, probability: float) -> dict[str, Any]:
+        name = self.class_names[class_index]
+        group = garbage_group(name)
+        return {"class": name, "probability": probability,
+                **({"group_zh": group[0], "group_en": group[1]} if group else {})}
+
+
+def predict(cfg: DictConfig) -> list[dict[str, Any]]:
+    """Predict every image under ``cfg.inputs`` with ``cfg.ckpt``; write and return one row per image."""
+    if cfg.top_k < 1:
+        raise ValueError(f"top_k={cfg.top_k} must be at least 1")
+    output_dir = Path(cfg.paths.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model = load_classifier(cfg.ckpt)
+    inputs = [cfg.inputs] if isinstance(cfg.inputs, str) else list(cfg.inputs)
+    dataset = UnlabelledImages(collect_inputs(inputs), eval_transform(model), preprocessing_of(model)["image_size"])
+    if not len(dataset):
+        raise ValueError(f"inputs={inputs} holds no files to predict")
+    loader = DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+    writer = TopKRows(dataset, model.class_names, cfg.top_k)
+    trainer = inference_trainer(output_dir, callbacks=[writer])
+    trainer.predict(model, dataloaders=loader, return_predictions=False)
+    write_predictions(output_dir, writer.rows, writer.top_k)
+    print(format_table(writer.rows, cfg.print_limit))
+    failed = sum(1 for row in writer.rows if row["error"])
+    log.info("%d images predicted, %d failed; predictions.csv and predictions.json in %s",
+             len(writer.rows) - failed, failed, output_dir)
+    return writer.rows
+
+
+def write_predictions(output_dir: Path, rows: list[dict[str, Any]], top_k: int) -> None:
+    """``predictions.json`` (rows as they are) and ``predictions.csv`` (one column per rank and field)."""
+    write_json_atomic(output_dir / "predictions.json", {"predictions": rows})
+    fields = ["class", "probability"]
+    if any("group_zh" in top for row in rows for top in row["top"]):
+        fields += ["group_zh", "group_en"]
+    header = ["file", "error"] + [f"top{rank}_{field}" for rank in range(1, top_k + 1) for field in fields]
+    with (output_dir / "predictions.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=header)
+        writer.writeheader()
+        for row in rows:
+            flat = {"file": row["file"], "error": row["error"]}
+            for rank, top in enumerate(row["top"], start=1):
+                flat.update({f"top{rank}_{field}": top.get(field, "") for field in fields})
+            writer.writerow(flat)
+
+
+def format_table(rows: list[dict[str, Any]], limit: int) -> str:
+    """Console table: file, then the top classes as ``class [group] probability`` or the error."""
+    lines = []
+    for row in rows[:limit]:
+        if row["error"]:
+            result = f"ERROR {row['error']}"
+        else:
+            result = "  ".join(f"{t['class']}" + (f" [{t['group_zh']} {t['group_en']}]" if "group_zh" in t else "")
+                               + f" {t['probability']:.3f}" for t in row["top"])
+        lines.append(f"{row['file']}  {result}")
+    if len(rows) > limit:
+        lines.append(f"... {len(rows) - limit} more rows in predictions.csv")
+    return "\n".join(lines)
+
+
+@hydra.main(version_base="1.3", config_path="pkg://garbage_lit.conf", config_name="predict")
+def main(cfg: DictConfig) -> None:
+    predict(cfg)
+
+
+if __name__ == "__main__":
+    main()

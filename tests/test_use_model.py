@@ -1,0 +1,235 @@
+"""Using a trained checkpoint: evaluate, predict and export (with parity against the checkpoint)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import pytorch_lightning as pl
+import torch
+import torchvision
+from conftest import compose_fast_cfg, make_folder_dataset, make_garbage_classify, write_image
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig, open_dict
+
+from garbage_lit.data.images import load_rgb
+from garbage_lit.evaluate import evaluate
+from garbage_lit.export import export, sidecar_path
+from garbage_lit.inference import eval_transform, load_classifier
+from garbage_lit.models import GarbageClassifier
+from garbage_lit.predict import predict
+from garbage_lit.train import train
+
+TRASHNET_CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
+
+
+def compose_app(config_name: str, output_dir: Path, *overrides: str) -> DictConfig:
+    """The config of the evaluate / predict / export apps, writing into ``output_dir``."""
+    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
+    return cfg
+
+
+def save_untrained_checkpoint(path: Path, backbone: str, class_names: list[str], image_size: int = 32,
+                              weights: str = "none") -> Path:
+    """A real Lightning checkpoint of a freshly built classifier (no training needed to test loading)."""
+    model = GarbageClassifier(backbone, len(class_names), class_names, weights=weights,
+                              preprocessing={"image_size": image_size, "resize_size": image_size + 4,
+                                             "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
+    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)
+    trainer.strategy.connect(model)
+    trainer.save_checkpoint(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> dict:
+    """One tiny model trained for 1 epoch on 3 colour classes; its dataset and run folder."""
+    base = tmp_path_factory.mktemp("trained")
+    data = make_folder_dataset(base / "data")
+    run = base / "run"
+    train(compose_fast_cfg(base, "data=folder", f"data.root={data}", output_dir=run))
+    return {"data": data, "run": run, "ckpt": run / "checkpoints" / "last.ckpt",
+            "metrics": json.loads((run / "metrics.json").read_text())}
+
+
+# -- evaluate ------------------------------------------------------------------------------------
+def test_evaluate_matches_training_test_split_and_writes_report(trained, tmp_path):
+    out = tmp_path / "eval"
+    cfg = compose_app("evaluate", out, f"ckpt={trained['ckpt']}", "data=folder", f"data.root={trained['data']}",
+                      "split=test")
+    report = evaluate(cfg)
+
+    # The same checkpoint on the same (seeded) test split gives the accuracy training reported.
+    assert report["images"] == 6
+    assert report["accuracy"] == pytest.approx(trained["metrics"]["test"]["acc"], abs=1e-6)
+    assert report["confusion_matrix"] == trained["metrics"]["test"]["confusion_matrix"]
+    confusion = np.array(report["confusion_matrix"])
+    assert report["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    recalls = [row["recall"] for row in report["per_class"] if row["support"]]
+    assert report["macro_recall"] == pytest.approx(np.mean(recalls))
+    for row in report["per_class"]:
+        assert 0.0 <= row["precision"] <= 1.0 and 0.0 <= row["f1"] <= 1.0
+    for pair in report["most_confused"]:
+        assert pair["true"] != pair["predicted"] and pair["count"] > 0
+
+    written = json.loads((out / "evaluation.json").read_text())
+    assert written["accuracy"] == report["accuracy"] and written["split"] == "test"
+    with (out / "per_class.csv").open() as handle:
+        assert {row["class"] for row in csv.DictReader(handle)} <= {"glass", "metal", "paper"}
+    assert (out / "confusion_matrix.png").stat().st_size > 1000
+
+
+def test_evaluate_accepts_a_subset_of_classes_and_names_unknown_ones(trained, tmp_path):
+    subset = make_folder_dataset(tmp_path / "subset", ("glass", "paper"))
+    report = evaluate(compose_app("evaluate", tmp_path / "sub", f"ckpt={trained['ckpt']}", "data=folder",
+                                  f"data.root={subset}"))
+    assert report["images"] == 20 and report["classes_evaluated"] == 2
+    assert {row["class"] for row in report["per_class"] if row["support"]} == {"glass", "paper"}
+
+    other = make_folder_dataset(tmp_path / "other", ("glass", "wood"))
+    with pytest.raises(ValueError, match=r"\['wood'\] are not among the checkpoint's classes \['glass', 'metal', "
+                                         r"'paper'\]"):
+        evaluate(compose_app("evaluate", tmp_path / "bad", f"ckpt={trained['ckpt']}", "data=folder",
+                             f"data.root={other}"))
+
+
+# -- predict -------------------------------------------------------------------------------------
+def test_predict_folder_and_files_with_error_rows(trained, tmp_path):
+    photos = tmp_path / "photos"
+    write_image(photos / "a.jpg", (200, 40, 40), seed=1)
+    write_image(photos / "nested" / "b.png", (40, 40, 200), seed=2)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    out = tmp_path / "pred"
+    cfg = compose_app("predict", out, f"ckpt={trained['ckpt']}",
+                      f"inputs=[{photos},{broken},{tmp_path / 'missing.jpg'}]", "top_k=2", "num_workers=2",
+                      "batch_size=2")
+    rows = predict(cfg)
+
+    by_name = {Path(row["file"]).name: row for row in rows}
+    assert set(by_name) == {"a.jpg", "b.png", "broken.jpg", "missing.jpg"}
+    assert by_name["broken.jpg"]["error"].startswith("unreadable image") and by_name["broken.jpg"]["top"] == []
+    assert by_name["missing.jpg"]["error"] == "no such file or folder"
+    model = load_classifier(trained["ckpt"])
+    for name in ("a.jpg", "b.png"):
+        row = by_name[name]
+        assert row["error"] == "" and len(row["top"]) == 2
+        probs = [t["probability"] for t in row["top"]]
+        assert probs == sorted(probs, reverse=True) and sum(probs) <= 1.0 + 1e-6
+        with torch.no_grad():
+            expected = model(eval_transform(model)(load_rgb(row["file"]))[None]).softmax(1)[0]
+        assert row["top"][0]["class"] == model.class_names[int(expected.argmax())]
+        assert probs[0] == pytest.approx(float(expected.max()), abs=1e-5)
+
+    with (out / "predictions.csv").open(encoding="utf-8") as handle:
+        table = list(csv.DictReader(handle))
+    assert list(table[0]) == ["file", "error", "top1_class", "top1_probability", "top2_class", "top2_probability"]
+    assert len(table) == 4 and sum(1 for row in table if row["error"]) == 2
+    assert json.loads((out / "predictions.json").read_text())["predictions"] == rows
+
+
+def test_predict_names_garbage_classify_groups_in_chinese_and_english(tmp_path):
+    names = ["其他垃圾/烟蒂", "厨余垃圾/蛋壳", "可回收物/易拉罐", "有害垃圾/干电池"]
+    ckpt = save_untrained_checkpoint(tmp_path / "gc.ckpt", "resnet18", names)
+    photo = write_image(tmp_path / "p.jpg", (90, 90, 90), seed=3)
+    rows = predict(compose_app("predict", tmp_path / "pred", f"ckpt={ckpt}", f"inputs=[{photo}]", "top_k=4",
+                               "num_workers=0"))
+    groups = {t["class"]: (t["group_zh"], t["group_en"]) for t in rows[0]["top"]}
+    assert groups == {"其他垃圾/烟蒂": ("其他垃圾", "other"), "厨余垃圾/蛋壳": ("厨余垃圾", "kitchen"),
+                      "可回收物/易拉罐": ("可回收物", "recyclable"), "有害垃圾/干电池": ("有害垃圾", "hazardous")}
+    with (tmp_path / "pred" / "predictions.csv").open(encoding="utf-8") as handle:
+        row = next(csv.DictReader(handle))
+    assert row["top1_group_en"] in {"other", "kitchen", "recyclable", "hazardous"}
+
+
+def test_evaluate_garbage_classify_subset_against_larger_model(tmp_path):
+    data = make_garbage_classify(tmp_path / "gc", [label for label in (0, 2) for _ in range(5)], num_rule_classes=4)
+    ckpt = save_untrained_checkpoint(tmp_path / "gc.ckpt", "resnet18", [f"group/class{i}" for i in range(6)])
+    report = evaluate(compose_app("evaluate", tmp_path / "ev", f"ckpt={ckpt}", "data=garbage_classify",
+                                  f"data.root={data}"))
+    assert report["images"] == 10 and report["classes_evaluated"] == 2
+    supports = {row["class"]: row["support"] for row in report["per_class"] if row["support"]}
+    assert supports == {"group/class0": 5, "group/class2": 5}
+
+
+# -- export --------------------------------------------------------------------------------------
+@pytest.fixture
+def googlenet_imagenet_like(tmp_path) -> Path:
+    """A full GoogLeNet state dict file, so the classifier is built in the pretrained layout (transform_input)."""
+    path = tmp_path / "googlenet_state.pth"
+    torch.save(torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False).state_dict(), path)
+    return path
+
+
+def checkpoint_and_expected_logits(backbone: str, tmp_path: Path, googlenet_state: Path) -> tuple[Path, torch.Tensor,
+                                                                                                 torch.Tensor]:
+    """A checkpoint of ``backbone`` (GoogLeNet in its pretrained layout), a batch and the checkpoint's logits."""
+    weights = str(googlenet_state) if backbone == "googlenet" else "none"
+    ckpt = save_untrained_checkpoint(tmp_path / "m.ckpt", backbone, ["a", "b", "c"], image_size=64, weights=weights)
+    model = load_classifier(ckpt)
+    if backbone == "googlenet":
+        assert model.backbone.transform_input  # rebuilt in the layout it was trained with
+    images = torch.randn(3, 3, 64, 64)  # another batch size than the export example: the batch axis is dynamic
+    with torch.no_grad():
+        return ckpt, images, model(images)
+
+
+# efficientnet_lite0 has ReLU6 and its own TF-style padding; GoogLeNet remaps its input (transform_input).
+@pytest.mark.parametrize("backbone", ["resnet18", "googlenet", "efficientnet_lite0"])
+def test_export_onnx_matches_the_checkpoint(backbone, tmp_path, googlenet_imagenet_like):
+    import onnxruntime
+
+    ckpt, images, expected = checkpoint_and_expected_logits(backbone, tmp_path, googlenet_imagenet_like)
+    onnx_file = export(ckpt, "onnx", tmp_path / "m.onnx")
+    session = onnxruntime.InferenceSession(str(onnx_file), providers=["CPUExecutionProvider"])
+    (logits,) = session.run(["logits"], {"images": images.numpy()})
+    np.testing.assert_allclose(logits, expected.numpy(), rtol=1e-4, atol=1e-4)
+
+    meta = json.loads(sidecar_path(onnx_file).read_text())
+    assert meta["class_names"] == ["a", "b", "c"] and meta["backbone"] == backbone and meta["format"] == "onnx"
+    assert meta["preprocessing"]["image_size"] == 64 and meta["preprocessing"]["resize_size"] == 68
+    assert meta["preprocessing"]["mean"] == [0.485, 0.456, 0.406] and meta["input"]["name"] == "images"
+
+
+def test_export_torchscript_matches_the_checkpoint(tmp_path, googlenet_imagenet_like):
+    ckpt, images, expected = checkpoint_and_expected_logits("googlenet", tmp_path, googlenet_imagenet_like)
+    script_file = export(ckpt, "torchscript", tmp_path / "m.pt")
+    with torch.no_grad():
+        logits = torch.jit.load(str(script_file))(images)
+    torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
+    assert json.loads(sidecar_path(script_file).read_text())["model_file"] == "m.pt"
+
+
+def test_export_rejects_unknown_format_and_missing_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError, match="ckpt=.*nope.ckpt: no such checkpoint"):
+        export(tmp_path / "nope.ckpt", "onnx", tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match="format='tflite' is not supported"):
+        export(tmp_path / "nope.ckpt", "tflite", tmp_path / "m.tflite")
+
+
+# -- real data -------------------------------------------------------------------------------------
+def test_evaluate_and_predict_on_trashnet(tmp_path):
+    from conftest import require_shared
+
+    trashnet = require_shared("trashnet")
+    ckpt = save_untrained_checkpoint(tmp_path / "tiny.ckpt", "resnet18", TRASHNET_CLASSES)
+    out = tmp_path / "eval"
+    report = evaluate(compose_app("evaluate", out, f"ckpt={ckpt}", "data=folder", f"data.root={trashnet}",
+                                  "split=test", "num_workers=2"))
+    with (out / "split_manifest.csv").open() as handle:
+        test_rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
+    assert report["images"] == len(test_rows) > 450 and report["classes_evaluated"] == 6
+    assert sum(map(sum, report["confusion_matrix"])) == report["images"]
+
+    trash = sorted((trashnet / "trash").glob("*.jpg"))
+    rows = predict(compose_app("predict", tmp_path / "pred", f"ckpt={ckpt}", f"inputs=[{trashnet / 'trash'}]",
+                               "num_workers=2"))
+    assert [Path(row["file"]) for row in rows] == trash
+    assert all(row["error"] == "" and row["top"][0]["class"] in TRASHNET_CLASSES for row in rows)
