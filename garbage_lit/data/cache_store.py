@@ -68,6 +68,7 @@ def cached_entry(cache_dir: str | Path, kind: str, payload: dict[str, Any],
                 shutil.rmtree(leftover)
         tmp = root / f"{TEMP_PREFIX}{key}-{os.getpid()}"
         tmp.mkdir(parents=True)
+        log.info("cache: filling %s once; later runs with the same inputs reuse it", entry)
         build(tmp)
         (tmp / COMPLETE_MARKER).write_text(json.dumps(payload, indent=1, sort_keys=True))
         tmp.rename(entry)
