@@ -52,7 +52,7 @@ class ResumePoint:
 def newest_checkpoint(run_dir: Path) -> Path | None:
     """The most recently written ``checkpoints/*.ckpt`` (end-of-epoch or mid-epoch), if any."""
     checkpoints = [p for p in (Path(run_dir) / "checkpoints").glob("*.ckpt") if p.is_file()]
-    # On a tie (coarse file-system clocks) prefer last.ckpt: written after best-*.ckpt, same state.
+    # On a tie (coarse file-system clocks) prefer last.ckpt: written after epochNN.ckpt, same state.
     return max(checkpoints, key=lambda p: (p.stat().st_mtime_ns, p.name.startswith("last")), default=None)
 
 
