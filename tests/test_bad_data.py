@@ -29,7 +29,7 @@ def _problems(result) -> dict[str, str]:
     return {p.file: p.problem for p in result.problems}
 
 
-def _one_skipped(root: Path, name: str, reason: str) -> None:
+def assert_one_skipped(root: Path, name: str, reason: str) -> None:
     result = scan_dataset(root, "folder")
     assert len(result.samples) == GOOD_FOLDER_IMAGES  # nothing else lost
     assert list(_problems(result)) == [f"glass/{name}"]
@@ -45,25 +45,25 @@ def _photo(seed: int = 0, size: tuple[int, int] = (48, 40)) -> Image.Image:
 # -- files that cannot be used: skipped with a listed reason ------------------------------------
 def test_zero_byte_file_is_skipped(folder_dataset):
     (folder_dataset / "glass" / "empty.jpg").write_bytes(b"")
-    _one_skipped(folder_dataset, "empty.jpg", "empty file (0 bytes)")
+    assert_one_skipped(folder_dataset, "empty.jpg", "empty file (0 bytes)")
 
 
 def test_text_file_named_jpg_is_skipped(folder_dataset):
     (folder_dataset / "glass" / "notes.jpg").write_text("not a photo\n")
-    _one_skipped(folder_dataset, "notes.jpg", "not an image Pillow can read")
+    assert_one_skipped(folder_dataset, "notes.jpg", "not an image Pillow can read")
 
 
 def test_truncated_jpeg_is_skipped(folder_dataset):
     whole = (folder_dataset / "glass" / "glass0.jpg").read_bytes()
     (folder_dataset / "glass" / "cut.jpg").write_bytes(whole[: len(whole) // 2])
-    _one_skipped(folder_dataset, "cut.jpg", "truncated")
+    assert_one_skipped(folder_dataset, "cut.jpg", "truncated")
 
 
 def test_image_over_the_decompression_bomb_limit_is_skipped(folder_dataset, monkeypatch):
     _photo(size=(100, 100)).save(folder_dataset / "glass" / "huge.png")  # 10,000 px; the others 1,920
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000)  # Pillow alone would only warn below 10,000
     with pytest.warns(Image.DecompressionBombWarning):
-        _one_skipped(folder_dataset, "huge.png", "decompression-bomb limit")
+        assert_one_skipped(folder_dataset, "huge.png", "decompression-bomb limit")
 
 
 # -- unusual but valid images: converted to 8-bit RGB, not rejected -----------------------------
