@@ -16,7 +16,6 @@ from typing import Any
 import hydra
 import matplotlib.pyplot as plt
 import torch
-from matplotlib import font_manager
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader
@@ -34,9 +33,6 @@ log = logging.getLogger(__name__)
 register_resolvers()
 
 SPLITS = ("all", "train", "val", "test")
-# Fonts with Chinese glyphs for garbage_classify class names, used when installed (fonts-noto-cjk, ...).
-CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "WenQuanYi Zen Hei", "SimHei",
-             "Microsoft YaHei", "PingFang SC")
 REPORT_NAME = "evaluation.json"
 
 
@@ -80,11 +76,8 @@ def _write(output_dir: Path, report: dict[str, Any], class_names: list[str]) -> 
     # Only the classes that occur (as truth or prediction) keep a 40-class matrix readable on a subset.
     shown = [i for i, name in enumerate(class_names) if name in {row["class"] for row in report["per_class"]}]
     matrix = [[report["confusion_matrix"][r][c] for c in shown] for r in shown]
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    fallback = [*plt.rcParams["font.sans-serif"], *(font for font in CJK_FONTS if font in installed)]
-    with plt.rc_context({"font.family": "sans-serif", "font.sans-serif": fallback}):
-        figure = confusion_figure(matrix, [class_names[i] for i in shown])
-        figure.savefig(output_dir / "confusion_matrix.png", dpi=120)
+    figure = confusion_figure(matrix, [class_names[i] for i in shown])  # picks an installed CJK font itself
+    figure.savefig(output_dir / "confusion_matrix.png", dpi=120)
     plt.close(figure)
 
 

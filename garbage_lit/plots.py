@@ -23,7 +23,8 @@ def tick_labels(class_names: Sequence[str]) -> list[str]:
     installed = {font.name for font in font_manager.fontManager.ttflist}
     available = [name for name in CJK_FONTS if name in installed]
     if available:
-        plt.rcParams["font.sans-serif"] = [*available, *plt.rcParams["font.sans-serif"]]
+        current = list(plt.rcParams["font.sans-serif"])
+        plt.rcParams["font.sans-serif"] = [*(f for f in available if f not in current), *current]
         return list(class_names)
     return [str(i) for i in range(len(class_names))]
 
