@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 import torchvision
 from torch.utils.data import DataLoader
 
-from common import parser as common_parser
-from common import report, subset, workdir
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.transforms import build_transforms, epoch_transforms
+
+from common import parser as common_parser
+from common import report, subset, workdir
 
 
 def images_per_second(dataset, args: argparse.Namespace) -> float:

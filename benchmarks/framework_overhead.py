@@ -23,11 +23,12 @@ from hydra import compose, initialize_config_module
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from garbage_lit.config import register_resolvers
+from garbage_lit.run.recorder import MetricsJson
+from garbage_lit.train import _instantiate_callbacks
+
 from common import parser as common_parser
 from common import report, subset, workdir
-from garbage_lit.callbacks.metrics_json import MetricsJson
-from garbage_lit.config import register_resolvers
-from garbage_lit.train import _instantiate_callbacks
 
 
 def compose_cfg(args: argparse.Namespace, data: Path, work: Path) -> DictConfig:

@@ -17,12 +17,13 @@ cache. Prints each side's wall time, its mean test accuracy and the ratio.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from garbage_lit.run.folder import ACC, COMPLETED, TEST, metric_key, read_metrics
 
 from common import parser as common_parser
 from common import report, subset, workdir
@@ -45,7 +46,7 @@ def sweep(side: str, cached: bool, jobs: int, args: argparse.Namespace, data: Pa
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     seconds = time.perf_counter() - start
-    return seconds, [json.loads(p.read_text()) for p in sorted((work / side).glob("*/metrics.json"))]
+    return seconds, [read_metrics(folder) for folder in sorted((work / side).glob("*")) if read_metrics(folder)]
 
 
 def job(metrics: dict) -> tuple[str, float]:
@@ -73,8 +74,8 @@ def main() -> None:
     both = {job(m) for m in results["uncached"][1]} & {job(m) for m in results["cached"][1]}
     rows = []
     for side, (seconds, jobs) in results.items():
-        assert all(j["status"] == "completed" for j in jobs), f"{side}: jobs failed"
-        accuracy = statistics.mean(j["test"]["acc"] for j in jobs if job(j) in both)
+        assert all(j["status"] == COMPLETED for j in jobs), f"{side}: jobs failed"
+        accuracy = statistics.mean(j["final"][metric_key(TEST, ACC)] for j in jobs if job(j) in both)
         epoch = statistics.mean(j["seconds_per_epoch"] for j in jobs)
         rows.append((side, f"{seconds:8.1f} s wall measured for {len(jobs)} jobs x {args.epochs} epochs "
                            f"({seconds / len(jobs):.1f} s/job, {epoch:.2f} s/epoch); mean test acc of the "

@@ -1,10 +1,17 @@
-"""OmegaConf resolvers the configs use, registered before Hydra composes anything."""
+"""The training config's helpers: the resolvers it uses, and the checks that stop a bad run before it starts.
+
+Hydra itself rejects an unknown group value (and lists the options) and an unknown key; for the
+latter :func:`unknown_key_hint` adds the keys that do exist and the closest spelling.
+"""
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Callable, Sequence
+from numbers import Integral, Real
 from pathlib import Path
 
-from omegaconf import ListConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 SAMPLE_DATA = Path(__file__).parent / "sample_data" / "trashnet_mini"
 
@@ -25,3 +32,81 @@ def register_resolvers() -> None:
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)
+
+
+class ConfigError(ValueError):
+    """A config value outside what the run accepts; the message names the key and the allowed values."""
+
+
+# key -> (accepts the value, description of the allowed values)
+RULES: dict[str, tuple[Callable[[object], bool], str]] = {
+    "lr": (lambda v: _number(v) and v > 0, "a number > 0, e.g. lr=0.003"),
+    "batch_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1, e.g. batch_size=32"),
+    "epochs": (lambda v: _integer(v) and v >= 1, "an integer >= 1, e.g. epochs=10"),
+    "seed": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "optim.lr": (lambda v: _number(v) and v > 0, "a number > 0 (it follows the top-level lr by default)"),
+    "optim.weight_decay": (lambda v: _number(v) and v >= 0, "a number >= 0"),
+    "optim.momentum": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "data.test_ratio": (lambda v: _number(v) and 0 < v < 1, "a number strictly between 0 and 1, e.g. 0.2"),
+    "data.val_ratio": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1); 0 disables validation"),
+    "data.image_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1 (pixels)"),
+    "data.resize_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1 (pixels)"),
+    "data.num_workers": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
+    "data.feature_cache": (lambda v: v in (True, False, "auto"), "true, false or auto"),
+    "data.feature_cache_views": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "trainer.num_nodes": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "callbacks.mid_epoch_checkpoint.every_n_train_steps": (
+        lambda v: _integer(v) and v >= 1, "an integer >= 1, or callbacks.mid_epoch_checkpoint=null to disable"),
+}
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _integer(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` listing every value in ``cfg`` outside its allowed range."""
+    problems = []
+    for key, (accepts, allowed) in RULES.items():
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not accepts(value):
+            problems.append(f"{key}={value!r} is not allowed: {key} must be {allowed}")
+    if problems:
+        raise ConfigError("; ".join(problems))
+
+
+def unknown_key_hint(overrides: Sequence[str], config_name: str = "train") -> str | None:
+    """For the first override naming a key the config lacks: the keys that exist and the closest one.
+
+    Composes the config once per override (only called after Hydra has already refused the
+    command line, so the cost does not matter).
+    """
+    from hydra import compose, initialize_config_module
+
+    accepted: list[str] = []
+    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+        for override in (o for o in overrides if not o.startswith("-")):
+            try:
+                compose(config_name=config_name, overrides=[*accepted, override])
+            except Exception:  # noqa: BLE001 - any refusal: see whether the key is the reason
+                key = override.split("=", 1)[0]
+                if key.startswith(("+", "~", "hydra.")) or "=" not in override:
+                    return None
+                parent, _, leaf = key.rpartition(".")
+                node = OmegaConf.select(compose(config_name=config_name, overrides=accepted), parent) \
+                    if parent else compose(config_name=config_name, overrides=accepted)
+                if not isinstance(node, DictConfig) or leaf in node:
+                    return None
+                allowed = sorted(str(k) for k in node.keys())
+                close = difflib.get_close_matches(leaf, allowed, n=3)
+                return (f"'{key}' is not a config key"
+                        + (f"; did you mean {' or '.join(repr(f'{parent}.{c}' if parent else c) for c in close)}?"
+                           if close else ".")
+                        + f" Keys under {parent or 'the top level'}: {', '.join(allowed)}."
+                        + f" (To add a new key on purpose, write +{override}.)")
+            accepted.append(override)
+    return None

@@ -10,23 +10,29 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
-import matplotlib.pyplot as plt
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
+from torchmetrics.functional.classification import (
+    multiclass_accuracy,
+    multiclass_confusion_matrix,
+    multiclass_f1_score,
+    multiclass_precision,
+    multiclass_recall,
+)
 
-from garbage_lit.callbacks.metrics_json import write_json_atomic
+from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
 from garbage_lit.config import register_resolvers
 from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.scan import Sample
-from garbage_lit.evaluation import classification_report, map_labels
-from garbage_lit.inference import eval_transform, inference_trainer, load_classifier, preprocessing_of
 from garbage_lit.plots import confusion_figure
+from garbage_lit.run.folder import ACC, F1, RECALL, metric_key, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +49,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model = load_classifier(cfg.ckpt)
-    with open_dict(cfg):
-        cfg.data.update(preprocessing_of(model))  # the data module records what the model expects
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, **preprocessing_of(model))  # the data module records what the model expects
     datamodule.setup("test")
     samples = datamodule.scan.samples if cfg.split == "all" else datamodule.splits[cfg.split]
     if not samples:
@@ -57,7 +61,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                         num_workers=cfg.num_workers)
     probs = torch.cat(inference_trainer(output_dir).predict(model, dataloaders=loader))
     targets = torch.tensor([s.label for s in samples])
-    report = classification_report(probs, targets, model.class_names, cfg.top_confused)
+    report = classification_report(probs, targets, model.class_names, cfg.top_confused, cfg.split)
     report = {"checkpoint": str(Path(cfg.ckpt).resolve()), "data": str(datamodule.root),
               "layout": datamodule.hparams.layout, "split": cfg.split, **report,
               "config": OmegaConf.to_container(cfg, resolve=True)}
@@ -65,6 +69,75 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     print(format_report(report))
     log.info("evaluation written to %s", output_dir)
     return report
+
+
+def map_labels(dataset_classes: Sequence[str], used_labels: Sequence[int],
+               model_classes: Sequence[str]) -> dict[int, int]:
+    """Dataset label -> model class index, matched by class name; every class with images must be known.
+
+    A subset is fine (e.g. the 15-class garbage_classify sample against a 40-class model).
+    """
+    index = {name: i for i, name in enumerate(model_classes)}
+    used = sorted(set(used_labels))
+    unknown = [dataset_classes[label] for label in used if dataset_classes[label] not in index]
+    if unknown:
+        raise ValueError(f"the dataset's classes {unknown} are not among the checkpoint's classes "
+                         f"{list(model_classes)}; the dataset has {[dataset_classes[i] for i in used]}. "
+                         f"Evaluate on data with the model's class names (folder names, or the "
+                         f"garbage_classify rule file)")
+    return {label: index[dataset_classes[label]] for label in used}
+
+
+def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_names: Sequence[str],
+                          top_confused: int = 10, split: str = "all") -> dict[str, Any]:
+    """Accuracy, macro recall/F1 (over the classes present in ``targets``), per-class metrics, confusion.
+
+    The summary metrics are keyed ``<split>/acc``, ``<split>/recall``, ``<split>/f1``, as in metrics.json.
+
+    Macro averages skip classes with no images in the evaluated data, so a subset of the model's
+    classes is not penalised for classes it cannot contain.
+    """
+    num_classes = len(class_names)
+    preds = probs.argmax(dim=1)
+    per_class = {
+        "precision": multiclass_precision(preds, targets, num_classes, average="none"),
+        "recall": multiclass_recall(preds, targets, num_classes, average="none"),
+        "f1": multiclass_f1_score(preds, targets, num_classes, average="none"),
+    }
+    support = torch.bincount(targets, minlength=num_classes)
+    predicted = torch.bincount(preds, minlength=num_classes)
+    present = support > 0
+    confusion = multiclass_confusion_matrix(preds, targets, num_classes)
+    return {
+        "images": int(len(targets)),
+        metric_key(split, ACC): multiclass_accuracy(preds, targets, num_classes, average="micro").item(),
+        metric_key(split, RECALL): per_class["recall"][present].mean().item(),
+        metric_key(split, F1): per_class["f1"][present].mean().item(),
+        "classes_evaluated": int(present.sum()),
+        "per_class": [
+            {"class": name, "support": int(support[i]), "predicted": int(predicted[i]),
+             **{metric: values[i].item() for metric, values in per_class.items()}}
+            for i, name in enumerate(class_names) if support[i] > 0 or predicted[i] > 0
+        ],
+        "most_confused": most_confused_pairs(confusion, class_names, top_confused),
+        "confusion_matrix": confusion.tolist(),
+    }
+
+
+def most_confused_pairs(confusion: torch.Tensor, class_names: Sequence[str], top: int = 10) -> list[dict[str, Any]]:
+    """The ``top`` largest off-diagonal cells: (true class, predicted as, count, share of the true class)."""
+    errors = confusion.clone()
+    errors.fill_diagonal_(0)
+    counts, flat = errors.flatten().sort(descending=True, stable=True)
+    support = confusion.sum(dim=1)
+    pairs = []
+    for count, index in zip(counts[:top].tolist(), flat[:top].tolist()):
+        if count == 0:
+            break
+        true, pred = divmod(index, len(class_names))
+        pairs.append({"true": class_names[true], "predicted": class_names[pred], "count": count,
+                      "share_of_true": count / support[true].item()})
+    return pairs
 
 
 def _write(output_dir: Path, report: dict[str, Any], class_names: list[str]) -> None:
@@ -78,16 +151,16 @@ def _write(output_dir: Path, report: dict[str, Any], class_names: list[str]) -> 
     matrix = [[report["confusion_matrix"][r][c] for c in shown] for r in shown]
     figure = confusion_figure(matrix, [class_names[i] for i in shown])  # picks an installed CJK font itself
     figure.savefig(output_dir / "confusion_matrix.png", dpi=120)
-    plt.close(figure)
 
 
 def format_report(report: dict[str, Any]) -> str:
     """The report as console text: summary, per-class table, most-confused pairs."""
     width = max(len(row["class"]) for row in report["per_class"])
+    split = report["split"]
     lines = [f"{report['checkpoint']} on {report['data']} ({report['split']}, {report['images']} images, "
              f"{report['classes_evaluated']} classes)",
-             f"accuracy {report['accuracy']:.4f}   macro recall {report['macro_recall']:.4f}   "
-             f"macro F1 {report['macro_f1']:.4f}", "",
+             f"accuracy {report[metric_key(split, ACC)]:.4f}   macro recall {report[metric_key(split, RECALL)]:.4f}   "
+             f"macro F1 {report[metric_key(split, F1)]:.4f}", "",
              f"{'class':<{width}}  support  predicted  precision  recall      f1"]
     lines += [f"{row['class']:<{width}}  {row['support']:>7}  {row['predicted']:>9}  {row['precision']:>9.3f}  "
               f"{row['recall']:>6.3f}  {row['f1']:>6.3f}" for row in report["per_class"]]
@@ -100,7 +173,7 @@ def format_report(report: dict[str, Any]) -> str:
 
 @hydra.main(version_base="1.3", config_path="pkg://garbage_lit.conf", config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    return evaluate(cfg)["accuracy"]
+    return evaluate(cfg)[metric_key(cfg.split, ACC)]
 
 
 if __name__ == "__main__":

@@ -20,10 +20,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from garbage_lit.callbacks.metrics_json import write_json_atomic
+from garbage_lit.checkpoints import load_classifier, preprocessing_of
 from garbage_lit.config import register_resolvers
-from garbage_lit.inference import load_classifier, preprocessing_of
 from garbage_lit.models.classifier import GarbageClassifier
+from garbage_lit.run.folder import write_json_atomic
 
 log = logging.getLogger(__name__)
 

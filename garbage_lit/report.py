@@ -19,14 +19,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from garbage_lit.plots import plt
+from garbage_lit.run.folder import COMPLETED, TEST_ACC, TEST_RECALL
 from garbage_lit.sweeps.paper import REFERENCE_PATH, comparison_table, load_reference
 from garbage_lit.sweeps.plots import accuracy_comparison_figure, learning_curves_figure
-from garbage_lit.sweeps.results import COMPLETED, JobResult, load_sweep
-from garbage_lit.sweeps.tables import (Configuration, common_split, group_configurations, jobs_table, paper_table,
-                                       summary_table)
+from garbage_lit.sweeps.results import JobResult, load_sweep
+from garbage_lit.sweeps.tables import (
+    Configuration,
+    common_split,
+    group_configurations,
+    jobs_table,
+    paper_table,
+    summary_table,
+)
 
-SUMMARY_COLUMNS = ["test acc", "macro recall", "weights", "s/epoch", "best epoch", "status"]
+SUMMARY_COLUMNS = [f"{TEST_ACC} ± std", f"{TEST_RECALL} ± std", "weights", "s/epoch", "best epoch", "status"]
 
 
 @dataclass
@@ -52,8 +58,8 @@ class SweepReport:
     @property
     def best_job(self) -> JobResult | None:
         """The completed job with the highest final test accuracy."""
-        done = [j for j in self.jobs if j.status == COMPLETED and j.test.get("acc") is not None]
-        return max(done, key=lambda j: j.test["acc"], default=None)
+        done = [j for j in self.jobs if j.status == COMPLETED and j.final.get(TEST_ACC) is not None]
+        return max(done, key=lambda j: j.final[TEST_ACC], default=None)
 
     def rerun_commands(self) -> list[str]:
         return [job.rerun_command() for job in self.unfinished]
@@ -115,7 +121,7 @@ def write_report(report: SweepReport, out_dir: str | Path | None = None) -> dict
     files = {name: out / name for name in ("report.md", "summary.csv", "paper_table.csv", "paper_comparison.csv",
                                            "jobs.csv", "learning_curves.png", "accuracy_comparison.png")}
     files["report.md"].write_text(report.markdown(), encoding="utf-8")
-    summary_columns = [c for c in report.summary_rows[0] if c not in ("test acc", "macro recall")] \
+    summary_columns = [c for c in report.summary_rows[0] if not c.endswith("± std")] \
         if report.summary_rows else []
     write_csv(files["summary.csv"], report.summary_rows, summary_columns)
     write_csv(files["paper_table.csv"], report.paper_rows)
@@ -125,7 +131,6 @@ def write_report(report: SweepReport, out_dir: str | Path | None = None) -> dict
                        ("accuracy_comparison.png", accuracy_comparison_figure)):
         figure = make(report.configurations)
         figure.savefig(files[name], dpi=120, bbox_inches="tight")
-        plt.close(figure)
     return files
 
 
@@ -165,12 +170,12 @@ def _paired_epochs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for row in rows:
         out: dict[str, Any] = {}
         for key, value in row.items():
-            if key.endswith(" loss"):
-                stem = key[: -len(" loss")]
-                acc = row.get(f"{stem} acc")
-                out[f"{stem} loss / acc"] = (f"{_cell(value)} / {_cell(acc)}"
+            if key.endswith("/loss"):
+                stem = key[: -len("/loss")]
+                acc = row.get(f"{stem}/acc")
+                out[f"{stem}/loss / acc"] = (f"{_cell(value)} / {_cell(acc)}"
                                              if value is not None or acc is not None else "-")
-            elif not key.endswith(" acc"):
+            elif not key.endswith("/acc"):
                 out[key] = value
         paired.append(out)
     return paired

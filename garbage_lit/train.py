@@ -12,10 +12,8 @@ config), ``checkpoints/`` (best and last) and ``tensorboard/``.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +24,25 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
+from torch.utils.tensorboard.summary import hparams as hparams_summary
 
-from garbage_lit.callbacks.metrics_json import METRICS_NAME, MetricsJson, write_json_atomic
-from garbage_lit.config import register_resolvers
-from garbage_lit.data import GarbageDataModule
-from garbage_lit.distributed import share_output_dir_with_ddp_ranks
-from garbage_lit.models import GarbageClassifier
+from garbage_lit.config import register_resolvers, unknown_key_hint, validate_config
 from garbage_lit.plots import confusion_figure
-from garbage_lit.provenance import provenance
-from garbage_lit.resume import continue_in, launch_overrides, leave_pointer, resume_point
-from garbage_lit.sweeps.job_setup import prepare_sweep_job
-from garbage_lit.validate import unknown_key_hint, validate_config
+from garbage_lit.run.folder import (
+    COMPLETED,
+    LOSS,
+    RUNNING,
+    TEST,
+    TEST_ACC,
+    TEST_RECALL,
+    metric_key,
+    read_metrics,
+    record_failure,
+)
+from garbage_lit.run.launch import prepare_sweep_job, share_output_dir_with_ddp_ranks
+from garbage_lit.run.provenance import provenance
+from garbage_lit.run.recorder import MetricsJson
+from garbage_lit.run.resume import continue_in, launch_overrides, leave_pointer, resume_point
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +50,7 @@ register_resolvers()
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
-    """Run one job described by ``cfg``; return its final test results.
+    """Run one job described by ``cfg``; return its final results (``test/acc``, ``test/recall``, ...).
 
     With ``resume=true`` or ``ckpt_path`` the job continues an earlier run in that run's folder
     (``cfg.paths.output_dir`` is pointed there), or returns its results if it had completed ``epochs``.
@@ -54,7 +60,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if resume is not None and resume.finished(cfg.epochs):
         log.info("%s already completed; nothing to resume", resume.run_dir)
         leave_pointer(cfg.paths.output_dir, resume.run_dir)
-        return json.loads((resume.run_dir / METRICS_NAME).read_text())["test"]
+        return read_metrics(resume.run_dir)["final"]
     if resume is not None:
         continue_in(cfg, resume)
     output_dir = Path(cfg.paths.output_dir)
@@ -74,7 +80,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
-    attach_feature_cache(cfg, datamodule, model)
 
     metrics_json = MetricsJson(output_dir)
     callbacks = [metrics_json, *_instantiate_callbacks(cfg, has_val="val" in datamodule.eval_splits)]
@@ -82,7 +87,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
 
     metrics_json.update(
-        status="running",
+        status=RUNNING,
         weights_source=model.weights_source,
         config=OmegaConf.to_container(cfg, resolve=True),
         data={"root": str(datamodule.root), "layout": datamodule.hparams.layout,
@@ -98,24 +103,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
     ckpt_path = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
     trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    test = {**model.final_results, "loss": float(trainer.callback_metrics["final/loss"]),
-            "checkpoint": ckpt_path, "epoch": _checkpoint_epoch(ckpt_path, trainer)}
-    metrics_json.update(status="completed", test=test, best_epoch=test["epoch"])
-    _log_to_tensorboard(trainer, cfg, model, test)
+    final = {**model.final_results, metric_key(TEST, LOSS): float(trainer.callback_metrics[metric_key(TEST, LOSS)]),
+             "checkpoint": ckpt_path, "epoch": _checkpoint_epoch(ckpt_path, trainer)}
+    metrics_json.update(status=COMPLETED, final=final, best_epoch=final["epoch"])
+    _log_to_tensorboard(trainer, cfg, model, final)
     log.info("test accuracy %.4f, macro recall %.4f (weights: %s); results in %s",
-             test["acc"], test["recall"], model.weights_source, output_dir)
-    return test
-
-
-def attach_feature_cache(cfg: DictConfig, datamodule: GarbageDataModule, model: GarbageClassifier) -> None:
-    """With data.feature_cache and a frozen backbone, let the head train on cached backbone features."""
-    if not cfg.data.get("feature_cache"):
-        return
-    if not cfg.model.freeze_backbone:
-        log.warning("data.feature_cache=true is ignored: model.freeze_backbone=false trains the backbone, "
-                    "so its features change every step")
-        return
-    datamodule.attach_feature_extractor(model.backbone, cfg.model.backbone)
+             final[TEST_ACC], final[TEST_RECALL], model.weights_source, output_dir)
+    return final
 
 
 def _instantiate_callbacks(cfg: DictConfig, has_val: bool) -> list[pl.Callback]:
@@ -138,16 +132,18 @@ def _checkpoint_epoch(ckpt_path: str | None, trainer: pl.Trainer) -> int:
     return trainer.current_epoch - 1
 
 
-def _log_to_tensorboard(trainer: pl.Trainer, cfg: DictConfig, model: pl.LightningModule, test: dict) -> None:
-    """Confusion matrix figure and hyperparameters with final metrics (the HParams dashboard)."""
+def _log_to_tensorboard(trainer: pl.Trainer, cfg: DictConfig, model: pl.LightningModule, final: dict) -> None:
+    """Confusion matrix figure and hyperparameters with the final metrics (the HParams dashboard)."""
     for logger in trainer.loggers:
         if not isinstance(logger, TensorBoardLogger):
             continue
-        figure = confusion_figure(test["confusion_matrix"], model.class_names)
-        logger.experiment.add_figure("final/confusion_matrix", figure, global_step=trainer.global_step)
-        logger.log_hyperparams(hparams_of(cfg, model.weights_source),
-                               metrics={"hp/test_acc": test["acc"], "hp/test_recall": test["recall"],
-                                        "hp/test_loss": test["loss"], "hp/best_epoch": test["epoch"]})
+        figure = confusion_figure(final["confusion_matrix"], model.class_names)
+        logger.experiment.add_figure(metric_key(TEST, "confusion_matrix"), figure, global_step=trainer.global_step)
+        # The metrics' values are the test/* scalars trainer.test just logged (HParams shows a tag's last value);
+        # Lightning's log_hyperparams would log them once more at step 0, in the middle of the per-epoch curves.
+        metrics = {key: final[key] for key in (TEST_ACC, TEST_RECALL, metric_key(TEST, LOSS))}
+        for summary in hparams_summary(hparams_of(cfg, model.weights_source), metrics):
+            logger.experiment.file_writer.add_summary(summary)
         logger.finalize("success")
 
 
@@ -167,24 +163,11 @@ def hparams_of(cfg: DictConfig, weights_source: str) -> dict[str, Any]:
     }
 
 
-def record_failure(output_dir: Path, exc: BaseException) -> None:
-    """Mark the job failed in metrics.json and keep its traceback beside it."""
-    output_dir.mkdir(parents=True, exist_ok=True)
-    (output_dir / "failure.log").write_text("".join(traceback.format_exception(exc)))
-    path = output_dir / METRICS_NAME
-    try:
-        payload = json.loads(path.read_text()) if path.is_file() else {}
-    except ValueError:
-        payload = {}
-    payload.update(status="failed", error=f"{type(exc).__name__}: {exc}")
-    write_json_atomic(path, payload)
-
-
 @hydra.main(version_base="1.3", config_path="pkg://garbage_lit.conf", config_name="train")
 def main(cfg: DictConfig) -> float:
     try:
         prepare_sweep_job(cfg)  # one GPU per job, DataLoader workers inside parallel launchers
-        return train(cfg)["acc"]
+        return train(cfg)[TEST_ACC]
     except BaseException as exc:
         record_failure(Path(cfg.paths.output_dir), exc)  # the resumed run's folder when resuming
         raise

@@ -1,6 +1,6 @@
 """The bad-data catalogue: each kind of bad input has one documented outcome, and no good file is lost.
 
-Outcomes (README "Bad data: what happens"): converted to RGB, skipped with a reason listed in
+Outcomes (docs/trustworthy_runs.md "Bad data: what happens"): converted to RGB, skipped with a reason listed in
 data_problems.csv, or a clear DataError before training.
 """
 
@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import make_garbage_classify
 from garbage_lit.data import DataError, GarbageDataModule
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.scan import RULE_FILE, scan_dataset
+
+from helpers.data import make_garbage_classify
 
 GOOD_FOLDER_IMAGES = 30  # the folder_dataset fixture: 3 classes x 10
 

@@ -42,7 +42,8 @@ WRITER = textwrap.dedent("""
 
 
 def _writer(cache: Path, slow: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", WRITER, str(cache), str(slow), cache_store.__file__], stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", WRITER, str(cache), str(slow), cache_store.__file__],
+                            stdout=subprocess.PIPE, text=True)
 
 
 def _wait_for(path: Path, timeout: float = 60.0) -> None:

@@ -51,7 +51,7 @@ def test_feature_batches_skip_the_backbone():
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         features = model.backbone(images)
-        torch.testing.assert_close(model(features), model(images))
+        torch.testing.assert_close(model({"features": features}), model(images))
 
 
 def test_config_overrides_reach_optimizer_loader_and_scheduler(make_cfg, folder_dataset):

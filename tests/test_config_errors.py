@@ -9,9 +9,9 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
+from garbage_lit.config import ConfigError, unknown_key_hint
 from garbage_lit.data import DataError
 from garbage_lit.train import train
-from garbage_lit.validate import ConfigError, unknown_key_hint
 
 
 def test_unknown_group_value_lists_the_options():
@@ -46,7 +46,8 @@ def test_misspelt_nested_key_hint():
     ("lr=-0.1", "lr=-0.1 is not allowed: lr must be a number > 0"),
     ("batch_size=-4", "batch_size=-4 is not allowed: batch_size must be an integer >= 1"),
     ("batch_size=0", "batch_size=0 is not allowed"),
-    ("data.test_ratio=0", "data.test_ratio=0 is not allowed: data.test_ratio must be a number strictly between 0 and 1"),
+    ("data.test_ratio=0",
+     "data.test_ratio=0 is not allowed: data.test_ratio must be a number strictly between 0 and 1"),
     ("data.test_ratio=1.5", "data.test_ratio=1.5 is not allowed"),
     ("epochs=0", "epochs=0 is not allowed: epochs must be an integer >= 1"),
 ])

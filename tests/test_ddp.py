@@ -7,10 +7,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from garbage_lit.train import train
 
-FAST = ["data=folder", "model=resnet18", "model.weights=none", "epochs=2", "lr=0.01", "data.image_size=32",
-        "data.resize_size=36", "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+from helpers import TEST_ACC
+
+pytestmark = pytest.mark.slow  # whole sweeps or several processes
+
+FAST = ["data=folder", "debug=fast", "epochs=2", "lr=0.01"]
 
 
 def test_two_process_ddp_on_cpu_matches_one_process(folder_dataset, make_cfg, tmp_path):
@@ -32,7 +37,7 @@ def test_two_process_ddp_on_cpu_matches_one_process(folder_dataset, make_cfg, tm
     assert metrics["config"]["trainer"]["strategy"] == "ddp"
     assert [e["epoch"] for e in metrics["epochs"]] == [0, 1]
     # Synchronised metrics: the test result covers all 6 test images, not one process's 3.
-    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 6
+    assert sum(map(sum, metrics["final"]["confusion_matrix"])) == 6
     # Only rank 0 (the launched process) wrote TensorBoard events and checkpoints.
     events = list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert events and {e.name.rsplit(".", 2)[1] for e in events} == {str(proc.pid)}
@@ -40,7 +45,7 @@ def test_two_process_ddp_on_cpu_matches_one_process(folder_dataset, make_cfg, tm
 
     single = train(make_cfg("data=folder", f"data.root={folder_dataset}", "epochs=2", "lr=0.01", "batch_size=4",
                             output_dir=tmp_path / "single"))
-    assert abs(metrics["test"]["acc"] - single["acc"]) <= 1 / 6 + 1e-6  # at most one of six test images apart
+    assert abs(metrics["final"][TEST_ACC] - single[TEST_ACC]) <= 1 / 6 + 1e-6  # at most one of six test images apart
 
 
 def test_ddp_ranks_are_relaunched_into_the_jobs_own_folder(tmp_path):
@@ -48,7 +53,7 @@ def test_ddp_ranks_are_relaunched_into_the_jobs_own_folder(tmp_path):
     from hydra.core.hydra_config import HydraConfig
     from lightning_fabric.strategies.launchers.subprocess_script import _hydra_subprocess_cmd
 
-    from garbage_lit.distributed import share_output_dir_with_ddp_ranks
+    from garbage_lit.run.launch import share_output_dir_with_ddp_ranks
 
     with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
         cfg = compose(config_name="train", return_hydra_config=True)

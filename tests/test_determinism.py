@@ -15,5 +15,5 @@ def test_two_runs_with_the_same_seed_give_identical_epochs(make_cfg, folder_data
                        output_dir=out))
         epochs = json.loads((out / "metrics.json").read_text())["epochs"]
         histories.append([{k: v for k, v in row.items() if k != "seconds"} for row in epochs])
-    assert len(histories[0]) == 2 and histories[0][0]["train_loss"] > 0
+    assert len(histories[0]) == 2 and histories[0][0]["train/loss"] > 0
     assert histories[0] == histories[1]

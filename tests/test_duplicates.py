@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_shared
 from garbage_lit.data import GarbageDataModule
 from garbage_lit.data.duplicates import dropped_by_dedupe, find_duplicates
 from garbage_lit.data.scan import Sample
+
+from helpers.data import require_shared
 
 TRASHNET_CROSS_CLASS_PAIRS = {
     frozenset({"glass/glass115.jpg", "metal/metal91.jpg"}),
@@ -19,6 +20,7 @@ TRASHNET_CROSS_CLASS_PAIRS = {
 }
 
 
+@pytest.mark.slow
 def test_trashnet_holds_exactly_three_cross_class_pairs_and_dedupe_keeps_test_whole(tmp_path):
     root = require_shared("trashnet")
     out = tmp_path / "run"

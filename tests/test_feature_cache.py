@@ -12,11 +12,14 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_features
+from garbage_lit.callbacks.finetuning import LinearProbeThenFinetune
+from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_features, feature_cache_decision
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.transforms import build_transforms
 from garbage_lit.models import GarbageClassifier
 from garbage_lit.train import train
+
+from helpers import TEST_ACC
 
 
 def _entries(cache: Path, kind: str) -> list[Path]:
@@ -42,9 +45,9 @@ def test_head_trained_from_cache_matches_head_trained_through_frozen_backbone(ma
     m_plain = json.loads((tmp_path / "plain" / "metrics.json").read_text())
     m_cached = json.loads((tmp_path / "cached" / "metrics.json").read_text())
     assert m_cached["status"] == "completed"
-    assert m_cached["epochs"][0]["train_loss"] == pytest.approx(m_plain["epochs"][0]["train_loss"], rel=1e-4)
-    assert m_cached["test"]["acc"] == m_plain["test"]["acc"]
-    assert m_cached["test"]["confusion_matrix"] == m_plain["test"]["confusion_matrix"]
+    assert m_cached["epochs"][0]["train/loss"] == pytest.approx(m_plain["epochs"][0]["train/loss"], rel=1e-4)
+    assert m_cached["final"][TEST_ACC] == m_plain["final"][TEST_ACC]
+    assert m_cached["final"]["confusion_matrix"] == m_plain["final"]["confusion_matrix"]
 
 
 def test_checkpoint_of_cached_run_is_a_full_model_that_predicts_on_images(make_cfg, folder_dataset, tmp_path):
@@ -68,7 +71,7 @@ def test_checkpoint_of_cached_run_is_a_full_model_that_predicts_on_images(make_c
     confusion = torch.zeros(3, 3, dtype=torch.int64)
     confusion.index_put_((labels, predicted), torch.ones(len(labels), dtype=torch.int64), accumulate=True)
     assert confusion.tolist() == result["confusion_matrix"]
-    assert (predicted == labels).float().mean().item() == pytest.approx(result["acc"])
+    assert (predicted == labels).float().mean().item() == pytest.approx(result[TEST_ACC])
 
 
 def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cfg, folder_dataset, tmp_path):
@@ -79,7 +82,7 @@ def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cf
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     model = instantiate(cfg.model, _convert_="all", num_classes=3)
-    datamodule.attach_feature_extractor(model.backbone, "resnet18")
+    assert datamodule.decide_feature_cache(model.backbone, "resnet18")
     train_features = datamodule.train_dataloader().dataset
     test_features = datamodule.test_dataloader().dataset
     assert (train_features.views, train_features.num_images) == (3, 24)
@@ -104,7 +107,7 @@ def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cf
                      "data.feature_cache=true", output_dir=tmp_path / "run2")
     datamodule2 = instantiate(again.data)
     datamodule2.setup("fit")
-    datamodule2.attach_feature_extractor(model.backbone, "resnet18")
+    assert datamodule2.decide_feature_cache(model.backbone, "resnet18")
     assert datamodule2.test_dataloader().dataset.path == test_features.path
 
 
@@ -133,3 +136,25 @@ def test_feature_cache_key_changes_with_every_input(tmp_path):
                 path(views=2)]
     assert len({base, *variants}) == len(variants) + 1
     assert FeatureDataset(path(views=2), list(range(5))).views == 2
+
+
+def test_feature_cache_decision_is_exact_or_refused():
+    frozen = torch.nn.Linear(2, 2).requires_grad_(False)
+    trainable = torch.nn.Linear(2, 2)
+    finetuning = [LinearProbeThenFinetune(unfreeze_backbone_at_epoch=1)]
+    assert feature_cache_decision(False, frozen) == (False, "data.feature_cache=false")
+    assert feature_cache_decision(True, frozen)[0] and feature_cache_decision("auto", frozen)[0]
+    use, reason = feature_cache_decision("auto", trainable)
+    assert not use and "model.freeze_backbone=false" in reason
+    use, reason = feature_cache_decision("auto", frozen, finetuning)
+    assert not use and "LinearProbeThenFinetune" in reason
+    with pytest.raises(ValueError, match=r"data\.feature_cache=true cannot be used here: .*model\.freeze_backbone"):
+        feature_cache_decision(True, trainable)
+
+
+def test_finetune_preset_refuses_a_feature_cache_that_would_keep_its_backbone_frozen(make_cfg, folder_dataset):
+    cfg = make_cfg("experiment=finetune", "epochs=2", "data=folder", f"data.root={folder_dataset}",
+                   "data.feature_cache=true")
+    with pytest.raises(ValueError, match=r"data\.feature_cache=true cannot be used here: the LinearProbeThenFinetune "
+                                         r"callback \(callbacks\.backbone_finetuning"):
+        train(cfg)

@@ -8,10 +8,12 @@ import pytest
 import pytorch_lightning as pl
 import torch
 
+from garbage_lit.checkpoints import load_classifier
 from garbage_lit.data.transforms import build_transforms
-from garbage_lit.inference import load_classifier
 from garbage_lit.models.schedules import warmup_cosine_factor
 from garbage_lit.train import train
+
+from helpers import TEST_ACC
 
 
 class BackboneStateProbe(pl.Callback):
@@ -40,6 +42,7 @@ def test_finetune_preset_composes_with_its_recipe(make_cfg):
     assert plain.data.augment == "paper" and "backbone_finetuning" not in plain.callbacks
 
 
+@pytest.mark.slow
 def test_finetune_warms_up_frozen_then_unfreezes_backbone(make_cfg, folder_dataset, tmp_path, monkeypatch):
     out = tmp_path / "ft"
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "experiment=finetune", "epochs=2", output_dir=out)
@@ -65,7 +68,7 @@ def test_finetune_warms_up_frozen_then_unfreezes_backbone(make_cfg, folder_datas
     assert torch.equal(frozen_weight["start"], frozen_weight[0])
     assert not torch.equal(frozen_weight[0], frozen_weight[1])
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["status"] == "completed" and 0.0 <= result["acc"] <= 1.0
+    assert metrics["status"] == "completed" and 0.0 <= result[TEST_ACC] <= 1.0
     # The fine-tuned checkpoint (with the callback's state) loads for inference like any other.
     loaded = load_classifier(out / "checkpoints" / "last.ckpt")
     assert not loaded.training and torch.equal(loaded.backbone.conv1.weight, frozen_weight[1])

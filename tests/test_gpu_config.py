@@ -1,13 +1,14 @@
-"""trainer=gpu: everything it sets that a CPU supports, exercised on the CPU."""
+"""trainer=gpu callbacks=gpu and the GPU data-loading flags: everything a CPU supports, exercised on the CPU."""
 
 from __future__ import annotations
-
-import json
 
 import torch
 
 from garbage_lit.callbacks.channels_last import ChannelsLast
+from garbage_lit.run.folder import COMPLETED, read_metrics
 from garbage_lit.train import train
+
+from helpers import TEST_ACC
 
 
 def test_gpu_config_runs_on_cpu_with_bf16_channels_last_pinned_persistent(make_cfg, folder_dataset, tmp_path,
@@ -21,15 +22,15 @@ def test_gpu_config_runs_on_cpu_with_bf16_channels_last_pinned_persistent(make_c
 
     monkeypatch.setattr(ChannelsLast, "setup", spy)
     out = tmp_path / "run"
-    cfg = make_cfg("trainer=gpu", "trainer.accelerator=cpu", "trainer.precision=bf16-mixed",
-                   "trainer.benchmark=false", "+trainer.fast_dev_run=true", "data=folder",
-                   f"data.root={folder_dataset}", "data.num_workers=1", output_dir=out)
+    cfg = make_cfg("trainer=gpu", "callbacks=gpu", "trainer.accelerator=cpu", "trainer.precision=bf16-mixed",
+                   "trainer.benchmark=false", "debug=fast_dev_run", "data=folder", f"data.root={folder_dataset}",
+                   "data.num_workers=1", "data.pin_memory=true", "data.persistent_workers=true", output_dir=out)
     assert cfg.data.pin_memory and cfg.data.persistent_workers and cfg.trainer.precision == "bf16-mixed"
 
     result = train(cfg)
 
-    assert json.loads((out / "metrics.json").read_text())["status"] == "completed"
-    assert 0.0 <= result["acc"] <= 1.0
+    assert read_metrics(out)["status"] == COMPLETED
+    assert 0.0 <= result[TEST_ACC] <= 1.0
     trainer, module = seen["trainer"], seen["module"]
     assert trainer.precision == "bf16-mixed"
     conv = module.backbone.conv1.weight

@@ -10,7 +10,7 @@ from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.scan import scan_dataset
-from garbage_lit.data.transforms import build_transforms, geometry_transforms, epoch_transforms
+from garbage_lit.data.transforms import build_transforms, epoch_transforms, geometry_transforms
 
 
 def test_decoded_cache_equals_direct_decoding(folder_dataset, tmp_path):

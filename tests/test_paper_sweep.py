@@ -14,7 +14,11 @@ import pytest
 from nbclient import NotebookClient
 
 from garbage_lit.report import build_report, main
-from sweep_helpers import run_sweep, tiny_folder_dataset
+
+from helpers.data import make_folder_dataset
+from helpers.sweeps import run_sweep
+
+pytestmark = pytest.mark.slow  # whole sweeps or several processes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -26,10 +30,10 @@ def tiny_sweep(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     Jobs: 0 and 1 (batch 1000, seeds 0 and 1) fail first, 2 and 3 (batch 4) must still run.
     """
     base = tmp_path_factory.mktemp("paper_sweep")
-    data = tiny_folder_dataset(base / "data")
+    data = make_folder_dataset(base / "data")
     sweep = base / "sweep"
     process = run_sweep(sweep, data, "experiment=paper_quick", "model=resnet18", "optim=sgd_plain", "lr=0.003",
-                        "batch_size=1000,4", "seed=0,1")
+                        "epochs=2", "batch_size=1000,4", "seed=0,1")
     return sweep, process
 
 
@@ -47,7 +51,7 @@ def test_a_failing_job_does_not_stop_the_sweep(tiny_sweep):
         assert metrics[n]["status"] == "completed", process.stderr[-2000:]
         assert [e["epoch"] for e in metrics[n]["epochs"]] == [0, 1]  # paper_quick: 2 epochs
         assert metrics[n]["config"]["optim"]["momentum"] == 0.0     # the paper's plain SGD
-        assert metrics[n]["config"]["data"]["image_size"] == 32     # command line beats the preset
+        assert metrics[n]["config"]["data"]["image_size"] == 32     # debug=fast beats the preset
     # seeds differ, the split does not
     assert metrics[2]["config"]["seed"] != metrics[3]["config"]["seed"]
     assert metrics[2]["data"]["split_manifest_sha256"] == metrics[3]["data"]["split_manifest_sha256"]
@@ -59,13 +63,13 @@ def test_report_cli_on_the_sweep(tiny_sweep, capsys):
     assert main([str(sweep)]) == 0
     out = capsys.readouterr().out
     assert "2 of 4 jobs completed" in out
-    assert "## Summary" in out and "Train epoch 1 loss / acc" in out and "Test epoch 0 loss / acc" in out
+    assert "## Summary" in out and "epoch 1 train/loss / acc" in out and "epoch 0 test/loss / acc" in out
     assert "## The paper's numbers beside ours" in out and "not transcribed" in out
     assert "every job that recorded one used the same split" in out
     report = build_report(sweep)
     ok, failed = report.summary_rows
     assert (ok["model"], ok["batch_size"], ok["optimizer"], ok["lr"], ok["n"]) == ("resnet18", 4, "SGD", 0.003, 2)
-    assert ok["test acc"].endswith("(n=2)") and " ± " in ok["test acc"]
+    assert ok["test/acc ± std"].endswith("(n=2)") and " ± " in ok["test/acc ± std"]
     assert ok["weights"] == "none (random init)"
     assert (failed["batch_size"], failed["status"], failed["n"]) == (1000, "2 failed", 0)
     for command in report.rerun_commands():
@@ -99,8 +103,8 @@ def test_notebook_runs_headless_on_the_sweep(tiny_sweep, monkeypatch):
     assert not [o for o in outputs if o.output_type == "error"]
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert f"2 of 4 jobs completed in {sweep}" in text
-    assert "| test acc | macro recall |" in text
-    assert "Train epoch 0 loss / acc" in text and "paper value not transcribed" in text
+    assert "| test/acc ± std | test/recall ± std |" in text
+    assert "epoch 0 train/loss / acc" in text and "paper value not transcribed" in text
     assert "best job 2:" in text or "best job 3:" in text
     assert "batch_size=1000" in text  # the failed jobs and their re-run commands
     images = [o for o in outputs if "image/png" in o.get("data", {})]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 
-from conftest import require_shared
+import pytest
+
 from garbage_lit.data.scan import scan_dataset
 from garbage_lit.train import train
+
+from helpers.data import require_shared
 
 SHORT = ["+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2"]
 
 
+@pytest.mark.slow
 def test_trashnet_folder_layout_trains_with_six_classes(make_cfg, tmp_path):
     root = require_shared("trashnet")
     cfg = make_cfg("data=folder", f"data.root={root}", *SHORT, output_dir=tmp_path / "run")

@@ -38,9 +38,9 @@ def _job(sweep: Path, num: int, optim: str, seed: int, status: str | None, acc: 
         metrics.update(
             weights_source="imagenet (resnet18)", seconds_per_epoch=2.0, best_epoch=1,
             data={"root": "/data", "split_manifest_sha256": sha},
-            test={"acc": acc, "recall": recall, "loss": 1.0, "confusion_matrix": [[1, 0], [0, 1]]},
-            epochs=[{"epoch": e, "train_loss": 2.0 - e - seed, "train_acc": 0.3 + 0.1 * e, "test_loss": 1.5 - e,
-                     "test_acc": acc - 0.1 * (1 - e)} for e in (0, 1)])
+            final={"test/acc": acc, "test/recall": recall, "test/loss": 1.0, "confusion_matrix": [[1, 0], [0, 1]]},
+            epochs=[{"epoch": e, "train/loss": 2.0 - e - seed, "train/acc": 0.3 + 0.1 * e, "test/loss": 1.5 - e,
+                     "test/acc": acc - 0.1 * (1 - e)} for e in (0, 1)])
     (folder / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -86,22 +86,23 @@ def test_optimizer_label_shows_momentum_only_when_used():
 def test_summary_aggregates_seeds_and_sorts_by_accuracy(sweep):
     report = build_report(sweep)
     adam, sgd = report.summary_rows
-    assert (adam["optimizer"], adam["n"], adam["test_acc"], adam["test_acc_std"]) == ("Adam", 1, 0.8, None)
+    assert (adam["optimizer"], adam["n"], adam["test/acc"], adam["test/acc std"]) == ("Adam", 1, 0.8, None)
     assert adam["status"] == "1 completed, 1 interrupted, 1 missing"
     assert sgd["optimizer"] == "SGD" and sgd["lr"] == 0.003 and sgd["batch_size"] == 32
-    assert sgd["n"] == 2 and sgd["test_acc"] == pytest.approx(0.6) and sgd["test_acc_std"] == pytest.approx(0.14142, 1e-4)
-    assert sgd["test acc"] == "0.600 ± 0.141 (n=2)"
-    assert sgd["macro recall"] == "0.500 ± 0.141 (n=2)"
+    assert sgd["n"] == 2 and sgd["test/acc"] == pytest.approx(0.6)
+    assert sgd["test/acc std"] == pytest.approx(0.14142, 1e-4)
+    assert sgd["test/acc ± std"] == "0.600 ± 0.141 (n=2)"
+    assert sgd["test/recall ± std"] == "0.500 ± 0.141 (n=2)"
     assert sgd["status"] == "2 completed, 1 failed"
     assert sgd["best epoch"] == "1, 1" and sgd["s/epoch"] == 2.0
 
 
 def test_paper_table_has_per_epoch_train_and_test_columns(sweep):
     sgd = next(r for r in build_report(sweep).paper_rows if r["optimizer"] == "SGD")
-    assert sgd["Train epoch 0 loss"] == pytest.approx(1.5)   # seeds 0 and 1: 2.0 and 1.0
-    assert sgd["Test epoch 1 acc"] == pytest.approx(0.6)
-    assert sgd["Test epoch 0 acc"] == pytest.approx(0.5)
-    assert {"Train epoch 1 acc", "Test epoch 1 loss"} <= set(sgd)
+    assert sgd["epoch 0 train/loss"] == pytest.approx(1.5)   # seeds 0 and 1: 2.0 and 1.0
+    assert sgd["epoch 1 test/acc"] == pytest.approx(0.6)
+    assert sgd["epoch 0 test/acc"] == pytest.approx(0.5)
+    assert {"epoch 1 train/acc", "epoch 1 test/loss"} <= set(sgd)
 
 
 def test_failed_and_missing_jobs_get_rerun_commands(sweep):
@@ -131,14 +132,14 @@ def test_paper_comparison_uses_the_reference_and_keeps_unmatched_rows(sweep, tmp
     reference = tmp_path / "reference.yaml"   # made-up test values, not the paper's
     reference.write_text(yaml.safe_dump({"transcribed": True, "source": "test", "configurations": [
         {"model": "resnet18", "batch_size": 32, "optimizer": "SGD", "lr": 0.003,
-         "epochs": {0: {"test_acc": 0.45}, 1: {"test_acc": 0.65, "train_loss": None}}},
-        {"model": "googlenet", "batch_size": 64, "optimizer": "SGD", "lr": 0.003, "epochs": {0: {"test_acc": 0.5}}}]}))
+         "epochs": {0: {"test/acc": 0.45}, 1: {"test/acc": 0.65, "train/loss": None}}},
+        {"model": "googlenet", "batch_size": 64, "optimizer": "SGD", "lr": 0.003, "epochs": {0: {"test/acc": 0.5}}}]}))
     rows = build_report(sweep, reference).comparison_rows
     by_key = {(r["model"], r["epoch"], r["metric"]): r for r in rows}
-    assert by_key["resnet18", 1, "test_acc"]["ours"] == pytest.approx(0.6)
-    assert by_key["resnet18", 1, "test_acc"]["difference"] == pytest.approx(-0.05)
-    assert by_key["resnet18", 1, "train_loss"]["note"] == "paper value not transcribed"
-    google = by_key["googlenet", 0, "test_acc"]
+    assert by_key["resnet18", 1, "test/acc"]["ours"] == pytest.approx(0.6)
+    assert by_key["resnet18", 1, "test/acc"]["difference"] == pytest.approx(-0.05)
+    assert by_key["resnet18", 1, "train/loss"]["note"] == "paper value not transcribed"
+    google = by_key["googlenet", 0, "test/acc"]
     assert google["ours"] is None and google["note"] == "configuration not in this sweep"
 
 
@@ -152,7 +153,7 @@ def test_write_report_files_and_cli(sweep, capsys):
     with files["summary.csv"].open() as handle:
         summary = list(csv.DictReader(handle))
     assert [(r["optimizer"], r["n"]) for r in summary] == [("Adam", "1"), ("SGD", "2")]
-    assert float(summary[1]["test_acc_std"]) == pytest.approx(0.14142, 1e-4)
+    assert float(summary[1]["test/acc std"]) == pytest.approx(0.14142, 1e-4)
     with files["jobs.csv"].open() as handle:
         assert [r["status"] for r in csv.DictReader(handle)] == ["completed", "completed", "failed", "completed",
                                                                   "interrupted", "missing"]
@@ -173,9 +174,9 @@ def test_other_swept_keys_become_columns_and_seeds_pool():
     config = {"model": {"backbone": "googlenet"}, "optim": {"_target_": "torch.optim.Adam", "lr": 0.01},
               "batch_size": 64, "lr": 0.003}
     jobs = [JobResult(n, Path(str(n)), "completed", ["optim=adam", f"data.image_size={size}", f"seed={seed}"],
-                      config, {"test": {"acc": 0.1 * n}})
+                      config, {"final": {"test/acc": 0.1 * n}})
             for n, (size, seed) in enumerate([(32, 0), (32, 1), (64, 0)])]
     configs = group_configurations(jobs)
     assert [(c.settings["data.image_size"], len(c.jobs)) for c in configs] == [("32", 2), ("64", 1)]
     assert configs[0].settings["lr"] == 0.01  # a number in optim.lr wins over the top-level lr
-    assert configs[0].final("acc") == [0.0, 0.1]
+    assert configs[0].final("test/acc") == [0.0, 0.1]

@@ -13,12 +13,18 @@ import pytest
 import torch
 import yaml
 
-from garbage_lit.checkpoint_io import AtomicCheckpointIO
-from garbage_lit.resume import (POINTER_NAME, ResumePoint, continue_in, find_previous_run, from_ckpt_path,
-                                resume_point, run_dir_siblings)
+from garbage_lit.checkpoints import AtomicCheckpointIO
+from garbage_lit.run.folder import POINTER_FILE
+from garbage_lit.run.resume import (
+    ResumePoint,
+    continue_in,
+    find_previous_run,
+    from_ckpt_path,
+    resume_point,
+    run_dir_siblings,
+)
 
-FAST = ["data=folder", "model=resnet18", "model.weights=none", "batch_size=4", "data.image_size=32",
-        "data.resize_size=36", "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
+FAST = ["data=folder", "debug=fast"]
 
 
 def _cli(*args: str) -> list[str]:
@@ -29,6 +35,7 @@ def _metrics(run: Path) -> dict:
     return json.loads((run / "metrics.json").read_text())
 
 
+@pytest.mark.slow
 def test_sigkilled_sweep_resumes_unfinished_job_and_skips_finished_one(folder_dataset, tmp_path):
     sweep = tmp_path / "sweep"
     command = _cli("-m", "seed=0,1", f"data.root={folder_dataset}", "epochs=2", *FAST,
@@ -87,7 +94,7 @@ def test_previous_run_is_the_newest_sibling_launched_with_the_same_overrides(tmp
 
 
 def test_a_reused_folder_of_another_command_is_not_continued(make_cfg, tmp_path, monkeypatch):
-    import garbage_lit.resume as resume
+    import garbage_lit.run.resume as resume
 
     run = tmp_path / "multirun" / "0"
     _fake_run(run, ["lr=0.01"], "running")
@@ -146,7 +153,7 @@ def test_continuing_moves_the_config_to_the_earlier_run_and_reuses_its_split(mak
     assert cfg.paths.output_dir == str(previous.resolve())
     assert cfg.callbacks.model_checkpoint.dirpath == str(previous.resolve() / "checkpoints")
     assert cfg.data.split_manifest == str(previous.resolve() / "split_manifest.csv")
-    assert (launch / POINTER_NAME).read_text().strip() == str(previous.resolve())
+    assert (launch / POINTER_FILE).read_text().strip() == str(previous.resolve())
     assert not list((previous / "checkpoints").iterdir())  # the stale temporary file is gone
 
 
@@ -157,11 +164,11 @@ def test_ckpt_path_trains_a_finished_run_on_when_epochs_asks_for_more(make_cfg, 
     data = ["data=folder", f"data.root={folder_dataset}"]
     first = train(make_cfg(*data, "epochs=1", output_dir=run))
     assert train(make_cfg(*data, "epochs=1", f"ckpt_path={run}", output_dir=tmp_path / "again")) == first
-    assert (tmp_path / "again" / POINTER_NAME).read_text().strip() == str(run.resolve())
+    assert (tmp_path / "again" / POINTER_FILE).read_text().strip() == str(run.resolve())
 
     train(make_cfg(*data, "epochs=2", f"ckpt_path={run}", output_dir=tmp_path / "more"))
     metrics = _metrics(run)
     assert metrics["status"] == "completed"
     assert [e["epoch"] for e in metrics["epochs"]] == [0, 1]
     assert metrics["resumed_from"] == str((run / "checkpoints" / "last.ckpt").resolve())
-    assert (tmp_path / "more" / POINTER_NAME).read_text().strip() == str(run.resolve())
+    assert (tmp_path / "more" / POINTER_FILE).read_text().strip() == str(run.resolve())

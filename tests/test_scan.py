@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLASS_COLOURS, make_garbage_classify, write_image
 from garbage_lit.data import DataError, GarbageDataModule
 from garbage_lit.data.scan import scan_dataset
+
+from helpers.data import CLASS_COLOURS, make_garbage_classify, write_image
 
 
 def test_folder_layout_classes_sorted_and_labelled(folder_dataset):

@@ -9,8 +9,12 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from garbage_lit.sweeps.devices import assign_job_gpu, gpu_for_job
-from sweep_helpers import run_sweep, tiny_folder_dataset
+from garbage_lit.run.launch import assign_job_gpu, gpu_for_job
+
+from helpers.data import make_folder_dataset
+from helpers.sweeps import run_sweep
+
+pytestmark = pytest.mark.slow  # whole sweeps or several processes
 
 
 def _completed_jobs(sweep: Path) -> list[dict]:
@@ -19,7 +23,7 @@ def _completed_jobs(sweep: Path) -> list[dict]:
 
 
 def test_parallel_launcher_runs_jobs_with_dataloader_workers(tmp_path):
-    data = tiny_folder_dataset(tmp_path / "data")
+    data = make_folder_dataset(tmp_path / "data")
     process = run_sweep(tmp_path / "sweep", data, "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
                         "data.num_workers=1", "epochs=1", "batch_size=4", "seed=0,1")
     assert process.returncode == 0, process.stderr[-3000:]
@@ -34,7 +38,7 @@ def test_parallel_launcher_runs_jobs_with_dataloader_workers(tmp_path):
 
 
 def test_submitit_local_launcher_stands_in_for_slurm(tmp_path):
-    data = tiny_folder_dataset(tmp_path / "data")
+    data = make_folder_dataset(tmp_path / "data")
     sweep = tmp_path / "sweep"
     process = run_sweep(sweep, data, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10",
                         "epochs=1", "batch_size=4", "optim=adam")

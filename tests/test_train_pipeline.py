@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from garbage_lit.train import train
+
+from helpers import TEST_ACC
 
 
 def test_train_writes_metrics_manifest_checkpoints_and_tensorboard(make_cfg, folder_dataset, tmp_path):
@@ -17,12 +18,12 @@ def test_train_writes_metrics_manifest_checkpoints_and_tensorboard(make_cfg, fol
     assert metrics["status"] == "completed"
     assert [e["epoch"] for e in metrics["epochs"]] == [0, 1]
     for row in metrics["epochs"]:
-        for key in ("train_loss", "train_acc", "train_recall", "test_loss", "test_acc", "test_recall", "seconds"):
+        for key in ("train/loss", "train/acc", "train/recall", "test/loss", "test/acc", "test/recall", "seconds"):
             assert isinstance(row[key], float), key
     assert metrics["weights_source"] == "none (random init)"
-    assert metrics["test"]["acc"] == result["acc"]
-    assert set(metrics["test"]["per_class_acc"]) == {"glass", "metal", "paper"}
-    assert sum(map(sum, metrics["test"]["confusion_matrix"])) == 6  # 20% of 3 x 10
+    assert metrics["final"][TEST_ACC] == result[TEST_ACC]
+    assert set(metrics["final"]["per_class_acc"]) == {"glass", "metal", "paper"}
+    assert sum(map(sum, metrics["final"]["confusion_matrix"])) == 6  # 20% of 3 x 10
     assert metrics["data"]["split_sizes"] == {"train": 24, "val": 0, "test": 6}
     assert (out / "split_manifest.csv").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file()

@@ -11,17 +11,20 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torchvision
-from conftest import compose_fast_cfg, make_folder_dataset, make_garbage_classify, write_image
 from hydra import compose, initialize_config_module
 from omegaconf import DictConfig, open_dict
 
+from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export, sidecar_path
-from garbage_lit.inference import eval_transform, load_classifier
 from garbage_lit.models import GarbageClassifier
 from garbage_lit.predict import predict
 from garbage_lit.train import train
+
+from helpers import TEST_ACC
+from helpers.config import compose_fast_cfg
+from helpers.data import make_folder_dataset, make_garbage_classify, require_shared, write_image
 
 TRASHNET_CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 
@@ -68,19 +71,19 @@ def test_evaluate_matches_training_test_split_and_writes_report(trained, tmp_pat
 
     # The same checkpoint on the same (seeded) test split gives the accuracy training reported.
     assert report["images"] == 6
-    assert report["accuracy"] == pytest.approx(trained["metrics"]["test"]["acc"], abs=1e-6)
-    assert report["confusion_matrix"] == trained["metrics"]["test"]["confusion_matrix"]
+    assert report["all/acc"] == pytest.approx(trained["metrics"]["final"][TEST_ACC], abs=1e-6)
+    assert report["confusion_matrix"] == trained["metrics"]["final"]["confusion_matrix"]
     confusion = np.array(report["confusion_matrix"])
-    assert report["accuracy"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    assert report["all/acc"] == pytest.approx(np.trace(confusion) / confusion.sum())
     recalls = [row["recall"] for row in report["per_class"] if row["support"]]
-    assert report["macro_recall"] == pytest.approx(np.mean(recalls))
+    assert report["all/recall"] == pytest.approx(np.mean(recalls))
     for row in report["per_class"]:
         assert 0.0 <= row["precision"] <= 1.0 and 0.0 <= row["f1"] <= 1.0
     for pair in report["most_confused"]:
         assert pair["true"] != pair["predicted"] and pair["count"] > 0
 
     written = json.loads((out / "evaluation.json").read_text())
-    assert written["accuracy"] == report["accuracy"] and written["split"] == "test"
+    assert written["test/acc"] == report["test/acc"] and written["split"] == "test"
     with (out / "per_class.csv").open() as handle:
         assert {row["class"] for row in csv.DictReader(handle)} <= {"glass", "metal", "paper"}
     assert (out / "confusion_matrix.png").stat().st_size > 1000
@@ -215,8 +218,8 @@ def test_export_rejects_unknown_format_and_missing_checkpoint(tmp_path):
 
 
 # -- real data -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_evaluate_and_predict_on_trashnet(tmp_path):
-    from conftest import require_shared
 
     trashnet = require_shared("trashnet")
     ckpt = save_untrained_checkpoint(tmp_path / "tiny.ckpt", "resnet18", TRASHNET_CLASSES)

@@ -16,18 +16,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from garbage_lit.data.cache_store import content_ids
 from garbage_lit.data.dataset import ImageDataset
-from garbage_lit.data.duplicates import (DUPLICATES_NAME, DuplicateGroup, dropped_by_dedupe, find_duplicates,
-                                         summary, write_duplicates)
-from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_features
+from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_duplicates, summary, write_duplicates
+from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_features, feature_cache_decision
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
 from garbage_lit.data.split import read_manifest, stratified_split, write_manifest
-from garbage_lit.data.transforms import build_transforms, epoch_transforms
+from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, epoch_transforms
+from garbage_lit.run.folder import DUPLICATES_FILE, MANIFEST_FILE, PROBLEMS_FILE
 
 log = logging.getLogger(__name__)
-
-MANIFEST_NAME = "split_manifest.csv"
-PROBLEMS_NAME = "data_problems.csv"
 
 
 class GarbageDataModule(pl.LightningDataModule):
@@ -40,9 +37,11 @@ class GarbageDataModule(pl.LightningDataModule):
     leaves out the training-side copies (see :mod:`garbage_lit.data.duplicates`), the manifest
     still records the split before that.
 
-    ``image_cache`` serves images from a decoded-image cache in ``cache_dir``; after
-    :meth:`attach_feature_extractor` the loaders serve cached backbone features instead of images
-    (``feature_cache_views`` augmented views per training image when rotation is on).
+    ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. ``feature_cache`` (true,
+    false, auto) makes the training loaders serve cached features of the trainer's model's frozen
+    ``backbone`` instead of images (``feature_cache_views`` augmented views per training image when
+    rotation is on); the module owns that decision and refuses it when the backbone would train
+    (see :func:`~garbage_lit.data.feature_cache.feature_cache_decision`).
     """
 
     def __init__(
@@ -61,13 +60,13 @@ class GarbageDataModule(pl.LightningDataModule):
         resize_size: int = 256,
         rotation_degrees: float = 15.0,
         augment: str = "paper",
-        mean: Sequence[float] = (0.485, 0.456, 0.406),
-        std: Sequence[float] = (0.229, 0.224, 0.225),
+        mean: Sequence[float] = IMAGENET_MEAN,
+        std: Sequence[float] = IMAGENET_STD,
         strict: bool = False,
         dedupe: bool = False,
         output_dir: str | Path | None = None,
         image_cache: bool = False,
-        feature_cache: bool = False,
+        feature_cache: bool | str = False,
         feature_cache_views: int = 5,
         cache_dir: str | Path | None = None,
     ) -> None:
@@ -79,7 +78,7 @@ class GarbageDataModule(pl.LightningDataModule):
         self.splits: dict[str, list[Sample]] = {}
         self.manifest_sha256: str | None = None
         self.duplicates: list[DuplicateGroup] = []
-        self.feature_extractor: tuple[nn.Module, str] | None = None
+        self._feature_backbone: tuple[nn.Module, str] | None = None
         self._feature_sets: dict[str, FeatureDataset] = {}
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -87,8 +86,6 @@ class GarbageDataModule(pl.LightningDataModule):
         if self.scan is not None:
             return
         hp = self.hparams
-        if hp.batch_size < 1:
-            raise DataError(f"batch_size={hp.batch_size} must be a positive integer")
         scan = scan_dataset(self.root, hp.layout)
         self._report_problems(scan.problems)
         if hp.split_manifest:
@@ -119,7 +116,7 @@ class GarbageDataModule(pl.LightningDataModule):
     def _report_problems(self, problems: list[DataProblem]) -> None:
         if not problems:
             return
-        listing = self.output_dir / PROBLEMS_NAME if self.output_dir else None
+        listing = self.output_dir / PROBLEMS_FILE if self.output_dir else None
         if listing is not None:
             _write_problems(listing, problems)
         examples = "; ".join(f"{p.file}: {p.problem}" for p in problems[:3])
@@ -134,7 +131,7 @@ class GarbageDataModule(pl.LightningDataModule):
     def _report_duplicates(self, scan: ScanResult, assignment: list[str], dropped: set[int]) -> None:
         if not self.duplicates:
             return
-        listing = self.output_dir / DUPLICATES_NAME if self.output_dir else None
+        listing = self.output_dir / DUPLICATES_FILE if self.output_dir else None
         if listing is not None:
             rank_zero_only(write_duplicates)(listing, self.root, scan.samples, assignment, scan.class_names,
                                              self.duplicates, dropped, self.hparams.dedupe)
@@ -145,7 +142,7 @@ class GarbageDataModule(pl.LightningDataModule):
 
     @rank_zero_only
     def _write_manifest(self, scan: ScanResult, assignment: list[str]) -> str:
-        return write_manifest(self.output_dir / MANIFEST_NAME, self.root, scan.samples, assignment,
+        return write_manifest(self.output_dir / MANIFEST_FILE, self.root, scan.samples, assignment,
                               scan.class_names)
 
     # -- what the rest of the run needs to know -------------------------------------------------
@@ -185,11 +182,11 @@ class GarbageDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         hp = self.hparams
-        if self.feature_extractor is not None:
+        if self._serves_features():
             # Features are small and already in (mapped) memory: worker processes would only add overhead.
             features = self._features(split)
             return DataLoader(features, batch_size=hp.batch_size, sampler=ViewSampler(features) if shuffle else None,
-                              pin_memory=hp.pin_memory)
+                              collate_fn=FeatureDataset.collate, pin_memory=hp.pin_memory)
         return DataLoader(self._images(split, train=split == "train"), batch_size=hp.batch_size, shuffle=shuffle,
                           num_workers=hp.num_workers, pin_memory=hp.pin_memory,
                           persistent_workers=hp.persistent_workers and hp.num_workers > 0)
@@ -208,18 +205,31 @@ class GarbageDataModule(pl.LightningDataModule):
                                    epoch_transforms(train, hp.rotation_degrees, hp.mean, hp.std))
 
     # -- feature cache --------------------------------------------------------------------------
-    def attach_feature_extractor(self, backbone: nn.Module, backbone_name: str) -> None:
-        """Serve pooled features of the frozen ``backbone`` (computed once, cached) instead of images."""
-        self.feature_extractor = (backbone, backbone_name)
+    def decide_feature_cache(self, backbone: nn.Module, backbone_name: str, callbacks: Sequence[object] = ()) -> bool:
+        """Whether the loaders serve cached features of ``backbone`` instead of images; logs the decision and why.
+
+        Called by the first loader of a fit with the trainer's model and callbacks (see
+        :func:`~garbage_lit.data.feature_cache.feature_cache_decision` for the rules).
+        """
+        use, reason = feature_cache_decision(self.hparams.feature_cache, backbone, callbacks)
+        log.info("feature cache %s (%s)", "on" if use else "off", reason)
+        self._feature_backbone = (backbone, backbone_name) if use else (None, "")
         self._feature_sets = {}
+        return use
+
+    def _serves_features(self) -> bool:
+        if self._feature_backbone is None:
+            if self.trainer is None:
+                return False
+            model = self.trainer.lightning_module
+            self.decide_feature_cache(model.backbone, model.hparams.backbone, self.trainer.callbacks)
+        return self._feature_backbone[0] is not None
 
     def _features(self, split: str) -> FeatureDataset:
         if split not in self._feature_sets:
             hp = self.hparams
-            backbone, name = self.feature_extractor
+            backbone, name = self._feature_backbone
             augmented = split == "train" and (bool(hp.rotation_degrees) or hp.augment == "strong")
-            if augmented and hp.feature_cache_views < 1:
-                raise DataError(f"data.feature_cache_views={hp.feature_cache_views} must be at least 1")
             preprocessing = {**self.preprocessing(), "rotation_degrees": hp.rotation_degrees if augmented else 0,
                              "augment": hp.augment if augmented else "none"}
             samples = self.splits[split]

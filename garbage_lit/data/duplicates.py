@@ -20,7 +20,6 @@ from pathlib import Path
 
 from garbage_lit.data.scan import Sample
 
-DUPLICATES_NAME = "duplicates.csv"
 DUPLICATE_COLUMNS = ("sha256", "file", "class_name", "split", "kinds", "action")
 
 

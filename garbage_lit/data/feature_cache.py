@@ -16,19 +16,47 @@ an image the head sees; ``K >= epochs`` comes closest to uncached training.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torchvision
+from pytorch_lightning.callbacks import BaseFinetuning
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
 
 from garbage_lit.data.cache_store import cached_entry
 
+log = logging.getLogger(__name__)
+
 FEATURES_FILE = "features.npy"
 VIEW_SEED = 0  # augmented views are a property of the cache entry, not of a job's seed
+
+
+def feature_cache_decision(mode: bool | str, backbone: nn.Module, callbacks: Sequence[object] = ()) -> tuple[bool, str]:
+    """Whether training may use cached features (``data.feature_cache``: true, false or auto), and why.
+
+    Exact only when no backbone parameter is trainable now and no fine-tuning callback will make one
+    trainable later. ``true`` with a backbone that trains is an error rather than a silently frozen backbone.
+    """
+    setting = f"data.feature_cache={str(mode).lower()}"
+    if mode is False:
+        return False, setting
+    finetuning = next((type(c).__name__ for c in callbacks if isinstance(c, BaseFinetuning)), None)
+    if any(p.requires_grad for p in backbone.parameters()):
+        reason = "model.freeze_backbone=false trains the backbone, so its features change every step"
+    elif finetuning is not None:
+        reason = (f"the {finetuning} callback (callbacks.backbone_finetuning, e.g. experiment=finetune) unfreezes "
+                  f"the backbone during training")
+    else:
+        return True, f"{setting}: the backbone stays frozen for the whole run"
+    if mode == "auto":
+        return False, f"{setting} is off: {reason}"
+    raise ValueError(f"{setting} cannot be used here: {reason}, and cached features would keep "
+                     f"it frozen without saying so. Set data.feature_cache=false (or auto), or keep the backbone "
+                     f"frozen (model.freeze_backbone=true, no callbacks.backbone_finetuning)")
 
 
 def module_fingerprint(module: nn.Module) -> str:
@@ -108,6 +136,12 @@ class FeatureDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         view, image = divmod(index, self.num_images)
         return torch.from_numpy(np.array(self.features[view, image])), self.labels[image]
+
+    @staticmethod
+    def collate(samples: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Batches that say what they hold: ``({"features": (B, D)}, labels)``, so the model skips its backbone."""
+        features, labels = zip(*samples)
+        return {"features": torch.stack(features)}, torch.stack(labels)
 
     def __getstate__(self) -> dict:
         return {**self.__dict__, "features": None}

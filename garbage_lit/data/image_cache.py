@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import PIL
-from PIL import Image
 import torch
 import torchvision
+from PIL import Image
 from torch.utils.data import Dataset
 
 from garbage_lit.data.cache_store import cached_entry, content_ids
@@ -42,8 +42,8 @@ def decoded_images(samples: Sequence[Sample], image_size: int, resize_size: int,
                                           shape=(len(samples), image_size, image_size, 3))
         geometry = geometry_transforms(image_size, resize_size)
 
-        def decode(index: int) -> None:
-            array[index] = np.asarray(geometry(load_rgb(samples[index].path)))
+        def decode(index: int, out: np.ndarray = array) -> None:
+            out[index] = np.asarray(geometry(load_rgb(samples[index].path)))
 
         # Pillow releases the GIL, so threads decode in parallel.
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:

@@ -22,10 +22,10 @@ import torch
 import torchvision
 from torch import nn
 
+from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+
 log = logging.getLogger(__name__)
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class WeightsUnavailableError(RuntimeError):

@@ -12,14 +12,15 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassRecall
 
 from garbage_lit.models.backbones import build_headless, create_backbone, get_spec, is_pretrained_source
+from garbage_lit.run.folder import ACC, LOSS, RECALL, TEST, TRAIN, metric_key
 
 
 class GarbageClassifier(pl.LightningModule):
     """An ImageNet backbone (frozen by default, as in the paper) with a new ``num_classes`` linear head.
 
     ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``) that receive the
-    trainable parameters. Batches may hold images or, with the feature cache, pooled backbone
-    features (2-D tensors), which skip the backbone.
+    trainable parameters. Batches hold images or, from the feature cache, ``{"features": ...}``
+    (pooled backbone features), which skip the backbone.
     """
 
     def __init__(
@@ -49,8 +50,8 @@ class GarbageClassifier(pl.LightningModule):
         self.eval_splits = list(eval_splits)
 
         def summary() -> MetricCollection:
-            return MetricCollection({"acc": MulticlassAccuracy(num_classes, average="micro"),
-                                     "recall": MulticlassRecall(num_classes, average="macro")})
+            return MetricCollection({ACC: MulticlassAccuracy(num_classes, average="micro"),
+                                     RECALL: MulticlassRecall(num_classes, average="macro")})
 
         # Keyed by split; nn.ModuleDict cannot hold a key named "train" (a Module method).
         self.train_metrics = summary()
@@ -62,8 +63,9 @@ class GarbageClassifier(pl.LightningModule):
         self.final_results: dict[str, Any] = {}
 
     # -- model ----------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = x if x.ndim == 2 else self.backbone(x)
+    def forward(self, inputs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits for images, or for ``{"features": ...}`` batches of cached backbone features."""
+        features = inputs["features"] if isinstance(inputs, dict) else self.backbone(inputs)
         return self.head(features)
 
     def on_train_epoch_start(self) -> None:
@@ -90,33 +92,37 @@ class GarbageClassifier(pl.LightningModule):
             self.backbone = build_headless(self.hparams.backbone, pretrained_layout=pretrained)
 
     # -- steps ----------------------------------------------------------------------------------
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        x, y = batch
-        logits = self(x)
-        loss = self.criterion(logits, y)
-        self.train_metrics.update(logits, y)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, batch_size=len(y), sync_dist=True)
+    def model_step(self, batch: tuple[Any, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss, logits and targets of one batch: what every step method shares."""
+        inputs, targets = batch
+        logits = self(inputs)
+        return self.criterion(logits, targets), logits, targets
+
+    def training_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss, logits, targets = self.model_step(batch)
+        self.train_metrics.update(logits, targets)
+        self.log(metric_key(TRAIN, LOSS), loss, on_step=False, on_epoch=True, batch_size=len(targets),
+                 sync_dist=True)
         # Logging the metric objects lets Lightning compute, sync and reset them at epoch end.
-        self.log_dict({f"train/{k}": m for k, m in self.train_metrics.items()}, on_step=False, on_epoch=True)
+        self.log_dict({metric_key(TRAIN, k): m for k, m in self.train_metrics.items()}, on_step=False, on_epoch=True)
         return loss
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        x, y = batch
+    def validation_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         split = self.eval_splits[dataloader_idx]
-        logits = self(x)
-        self.log(f"{split}/loss", self.criterion(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True,
+        loss, logits, targets = self.model_step(batch)
+        self.log(metric_key(split, LOSS), loss, on_epoch=True, batch_size=len(targets), sync_dist=True,
                  add_dataloader_idx=False)
-        self.eval_metrics[split].update(logits, y)
-        self.log_dict({f"{split}/{k}": m for k, m in self.eval_metrics[split].items()}, on_epoch=True,
+        self.eval_metrics[split].update(logits, targets)
+        self.log_dict({metric_key(split, k): m for k, m in self.eval_metrics[split].items()}, on_epoch=True,
                       add_dataloader_idx=False)
-        self.eval_confusion[split].update(logits, y)
+        self.eval_confusion[split].update(logits, targets)
 
-    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
-        x, y = batch
-        logits = self(x)
-        self.log("final/loss", self.criterion(logits, y), on_epoch=True, batch_size=len(y), sync_dist=True)
-        self.final_metrics.update(logits, y)
-        self.final_confusion.update(logits, y)
+    def test_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int) -> None:
+        """The final evaluation of the chosen checkpoint on the test split (logged as ``test/...``)."""
+        loss, logits, targets = self.model_step(batch)
+        self.log(metric_key(TEST, LOSS), loss, on_epoch=True, batch_size=len(targets), sync_dist=True)
+        self.final_metrics.update(logits, targets)
+        self.final_confusion.update(logits, targets)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """Class probabilities for the images of ``batch`` (a tensor, or a tuple/list starting with one)."""
@@ -137,10 +143,10 @@ class GarbageClassifier(pl.LightningModule):
         confusion = self.final_confusion.compute()
         self.final_metrics.reset()
         self.final_confusion.reset()
-        self.log_dict({f"final/{k}": v for k, v in summary.items()})
+        self.log_dict({metric_key(TEST, k): v for k, v in summary.items()})
         self.final_results = {
-            "acc": summary["acc"].item(),
-            "recall": summary["recall"].item(),
+            metric_key(TEST, ACC): summary[ACC].item(),
+            metric_key(TEST, RECALL): summary[RECALL].item(),
             "per_class_acc": self._per_class_accuracy(confusion),
             "confusion_matrix": confusion.tolist(),
         }

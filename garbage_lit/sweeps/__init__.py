@@ -1,1 +1,1 @@
-"""Sweeps of many jobs: reading their folders back, tables, plots, the paper's reference numbers, GPUs per job."""
+"""The sweep report's internals: reading job folders back, tables, plots and the paper's reference numbers."""

@@ -8,10 +8,12 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from garbage_lit.run.folder import ACC, LOSS, TEST, TRAIN, metric_key
 from garbage_lit.sweeps.tables import Configuration
 
 REFERENCE_PATH = Path(__file__).with_name("paper_reference.yaml")
-METRICS = ("train_loss", "train_acc", "test_loss", "test_acc")
+
+METRICS = tuple(metric_key(split, name) for split in (TRAIN, TEST) for name in (LOSS, ACC))  # train/loss, ...
 
 
 def load_reference(path: str | Path = REFERENCE_PATH) -> dict[str, Any]:

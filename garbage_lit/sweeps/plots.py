@@ -4,26 +4,29 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from matplotlib import colormaps
+from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from garbage_lit.plots import plt  # the shared Agg backend set-up
+from garbage_lit.run.folder import ACC, LOSS, TEST, TEST_ACC, TRAIN, metric_key
 from garbage_lit.sweeps.tables import Configuration, mean_std
 
 
-def learning_curves_figure(configs: Sequence[Configuration]) -> plt.Figure:
+def learning_curves_figure(configs: Sequence[Configuration]) -> Figure:
     """Loss and accuracy per epoch (seed mean): solid lines test, dashed lines train, one colour per configuration."""
-    figure, (loss_axes, acc_axes) = plt.subplots(1, 2, figsize=(12, 4.5))
-    colours = plt.get_cmap("tab20")
+    figure = Figure(figsize=(12, 4.5))
+    loss_axes, acc_axes = figure.subplots(1, 2)
+    colours = colormaps["tab20"]
     for i, config in enumerate(c for c in configs if c.completed):
         colour = colours(i % 20)
         epochs = list(range(config.num_epochs))
-        for split, style in (("train", "--"), ("test", "-")):
-            for axes, metric in ((loss_axes, "loss"), (acc_axes, "acc")):
-                means = [mean_std(config.epoch_values(e, f"{split}_{metric}"))[0] for e in epochs]
+        for split, style in ((TRAIN, "--"), (TEST, "-")):
+            for axes, metric in ((loss_axes, LOSS), (acc_axes, ACC)):
+                means = [mean_std(config.epoch_values(e, metric_key(split, metric)))[0] for e in epochs]
                 points = [(e, m) for e, m in zip(epochs, means) if m is not None]
                 if points:
                     axes.plot(*zip(*points), style, color=colour, marker="o", markersize=3,
-                              label=config.label if split == "test" and metric == "acc" else None)
+                              label=config.label if split == TEST and metric == ACC else None)
     for axes, title in ((loss_axes, "loss"), (acc_axes, "accuracy")):
         axes.set_xlabel("epoch")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -35,14 +38,15 @@ def learning_curves_figure(configs: Sequence[Configuration]) -> plt.Figure:
     return figure
 
 
-def accuracy_comparison_figure(configs: Sequence[Configuration]) -> plt.Figure:
+def accuracy_comparison_figure(configs: Sequence[Configuration]) -> Figure:
     """Final test accuracy per configuration (mean, error bar: std over seeds), best at the top."""
     scored = []
     for config in configs:
-        mean, std, n = mean_std(config.final("acc"))
+        mean, std, n = mean_std(config.final(TEST_ACC))
         scored.append((config.label, mean, std or 0.0, n))
     scored.sort(key=lambda s: (s[1] is None, -(s[1] or 0.0)), reverse=True)
-    figure, axes = plt.subplots(figsize=(8, max(2.5, 0.35 * len(scored) + 1)))
+    figure = Figure(figsize=(8, max(2.5, 0.35 * len(scored) + 1)))
+    axes = figure.subplots()
     labels = [f"{label} (n={n})" if mean is not None else f"{label} (no result)" for label, mean, _, n in scored]
     axes.barh(range(len(scored)), [s[1] or 0.0 for s in scored], xerr=[s[2] for s in scored],
               color=["tab:blue" if s[1] is not None else "lightgrey" for s in scored], capsize=3)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,12 +9,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from garbage_lit.callbacks.metrics_json import METRICS_NAME
-
-COMPLETED = "completed"
-FAILED = "failed"
-MISSING = "missing"          # the grid promised this job but its folder or metrics.json does not exist
-INTERRUPTED = "interrupted"  # metrics.json still says "running": the process died or is still going
+from garbage_lit.run.folder import COMPLETED, FAILED, INTERRUPTED, MISSING, RUNNING, read_metrics
 
 
 @dataclass
@@ -42,8 +36,9 @@ class JobResult:
         return self.metrics.get("epochs", [])
 
     @property
-    def test(self) -> dict[str, Any]:
-        return self.metrics.get("test") or {}
+    def final(self) -> dict[str, Any]:
+        """The final evaluation of the job's chosen checkpoint: ``test/acc``, ``test/recall``, ..."""
+        return self.metrics.get("final") or {}
 
     @property
     def manifest_sha256(self) -> str | None:
@@ -94,14 +89,13 @@ def _load_job(num: int, folder: Path, planned: list[str] | None) -> JobResult:
                  else planned or [])
     config = (OmegaConf.to_container(OmegaConf.load(hydra_dir / "config.yaml"), resolve=False)
               if (hydra_dir / "config.yaml").is_file() else {})
-    metrics_path = folder / METRICS_NAME
-    if not metrics_path.is_file():
-        return JobResult(num, folder, MISSING, overrides, config)
     try:
-        metrics = json.loads(metrics_path.read_text())
+        metrics = read_metrics(folder)
     except ValueError as exc:
-        metrics = {"error": f"unreadable {metrics_path}: {exc}"}
+        metrics = {"error": str(exc)}
+    if metrics is None:
+        return JobResult(num, folder, MISSING, overrides, config)
     status = metrics.get("status")
     if status not in (COMPLETED, FAILED):
-        status = INTERRUPTED if status == "running" else FAILED
+        status = INTERRUPTED if status == RUNNING else FAILED
     return JobResult(num, folder, status, overrides, config, metrics)

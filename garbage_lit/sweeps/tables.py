@@ -8,7 +8,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from garbage_lit.sweeps.results import COMPLETED, JobResult
+from garbage_lit.run.folder import ACC, COMPLETED, LOSS, TEST, TEST_ACC, TEST_RECALL, TRAIN, metric_key
+from garbage_lit.sweeps.results import JobResult
 
 # Override keys behind the paper's four columns (model, batch size, optimizer, lr); `seed` tells repeats apart.
 PAPER_OVERRIDES = ("model", "optim", "lr", "batch_size")
@@ -62,7 +63,8 @@ class Configuration:
         return " ".join(f"{v}" if k in ("model", "optimizer") else f"{k}={v}" for k, v in self.settings.items())
 
     def final(self, metric: str) -> list[float]:
-        return [float(j.test[metric]) for j in self.completed if j.test.get(metric) is not None]
+        """``metric`` (e.g. ``test/acc``) of each completed job's final evaluation."""
+        return [float(j.final[metric]) for j in self.completed if j.final.get(metric) is not None]
 
     def epoch_values(self, epoch: int, key: str) -> list[float]:
         values = []
@@ -134,10 +136,10 @@ def paper_table(configs: Sequence[Configuration]) -> list[dict[str, Any]]:
     for config in configs:
         row: dict[str, Any] = {**config.settings, "status": configuration_status(config)}
         for epoch in range(num_epochs):
-            for split in ("train", "test"):
-                for metric in ("loss", "acc"):
-                    row[f"{split.capitalize()} epoch {epoch} {metric}"] = _mean(
-                        config.epoch_values(epoch, f"{split}_{metric}"))
+            for split in (TRAIN, TEST):
+                for metric in (LOSS, ACC):
+                    key = metric_key(split, metric)
+                    row[f"epoch {epoch} {key}"] = _mean(config.epoch_values(epoch, key))
         rows.append(row)
     return rows
 
@@ -146,23 +148,23 @@ def summary_table(configs: Sequence[Configuration]) -> list[dict[str, Any]]:
     """One row per configuration, best final test accuracy first; configurations without results last."""
     rows = []
     for config in configs:
-        acc, acc_std, n = mean_std(config.final("acc"))
-        recall, recall_std, _ = mean_std(config.final("recall"))
+        acc, acc_std, n = mean_std(config.final(TEST_ACC))
+        recall, recall_std, _ = mean_std(config.final(TEST_RECALL))
         completed = config.completed
         rows.append({
             **config.settings,
             "n": n,
-            "test_acc": acc, "test_acc_std": acc_std,
-            "test_recall": recall, "test_recall_std": recall_std,
-            "test acc": format_mean_std(config.final("acc")),
-            "macro recall": format_mean_std(config.final("recall")),
+            TEST_ACC: acc, f"{TEST_ACC} std": acc_std,
+            TEST_RECALL: recall, f"{TEST_RECALL} std": recall_std,
+            f"{TEST_ACC} ± std": format_mean_std(config.final(TEST_ACC)),
+            f"{TEST_RECALL} ± std": format_mean_std(config.final(TEST_RECALL)),
             "weights": "; ".join(sorted({str(j.metrics.get("weights_source")) for j in completed})) or "-",
             "s/epoch": _mean([float(j.metrics["seconds_per_epoch"]) for j in completed
                               if j.metrics.get("seconds_per_epoch") is not None]),
             "best epoch": ", ".join(str(j.metrics.get("best_epoch", "?")) for j in completed) or "-",
             "status": configuration_status(config),
         })
-    return sorted(rows, key=lambda r: (r["test_acc"] is None, -(r["test_acc"] or 0.0)))
+    return sorted(rows, key=lambda r: (r[TEST_ACC] is None, -(r[TEST_ACC] or 0.0)))
 
 
 def jobs_table(jobs: Sequence[JobResult], reference_sha256: str | None) -> list[dict[str, Any]]:
@@ -172,7 +174,7 @@ def jobs_table(jobs: Sequence[JobResult], reference_sha256: str | None) -> list[
         sha = job.manifest_sha256
         rows.append({
             "job": job.num, "status": job.status, **job_settings(job),
-            "test_acc": job.test.get("acc"), "test_recall": job.test.get("recall"),
+            TEST_ACC: job.final.get(TEST_ACC), TEST_RECALL: job.final.get(TEST_RECALL),
             "best_epoch": job.metrics.get("best_epoch"), "seconds_per_epoch": job.metrics.get("seconds_per_epoch"),
             "weights_source": job.metrics.get("weights_source"),
             "split_manifest_sha256": sha,

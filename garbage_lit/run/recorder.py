@@ -1,10 +1,8 @@
-"""Write ``metrics.json``: per-epoch history, final test results and provenance of one run."""
+"""The callback that keeps a run's ``metrics.json`` up to date: per-epoch history, final results, provenance."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -12,20 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_only
 
-METRICS_NAME = "metrics.json"
-
-
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON via a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable))
-    tmp.replace(path)
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
+from garbage_lit.run.folder import METRICS_FILE, TEST, TRAIN, VAL, write_json_atomic
 
 
 def _clean(value: float) -> float | None:
@@ -35,7 +20,7 @@ def _clean(value: float) -> float | None:
 class MetricsJson(pl.Callback):
     """Records every finished epoch once (its state is checkpointed, so resumed runs stay exact)."""
 
-    def __init__(self, output_dir: str | Path, filename: str = METRICS_NAME) -> None:
+    def __init__(self, output_dir: str | Path, filename: str = METRICS_FILE) -> None:
         self.path = Path(output_dir) / filename
         self.epochs: list[dict[str, Any]] = []
         self.info: dict[str, Any] = {}
@@ -63,8 +48,8 @@ class MetricsJson(pl.Callback):
         row: dict[str, Any] = {"epoch": trainer.current_epoch}
         for key, value in sorted(trainer.callback_metrics.items()):
             split, _, name = key.partition("/")
-            if name and "per_class" not in split and split in ("train", "val", "test"):
-                row[f"{split}_{name}"] = _clean(float(value))
+            if name and split in (TRAIN, VAL, TEST):
+                row[key] = _clean(float(value))
         row["lr"] = trainer.optimizers[0].param_groups[0]["lr"] if trainer.optimizers else None
         row["seconds"] = round(time.perf_counter() - self._epoch_started, 3)
         self.epochs = [e for e in self.epochs if e["epoch"] < row["epoch"]] + [row]

@@ -16,7 +16,6 @@ The run continues from its newest checkpoint; a completed run is not trained aga
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,12 +24,19 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from garbage_lit.callbacks.metrics_json import METRICS_NAME
+from garbage_lit.run.folder import (
+    CHECKPOINT_DIR,
+    COMPLETED,
+    MANIFEST_FILE,
+    METRICS_FILE,
+    POINTER_FILE,
+    read_metrics,
+    run_status,
+)
 
 log = logging.getLogger(__name__)
 
 RESUME_KEYS = ("resume", "ckpt_path")
-POINTER_NAME = "resumed_in.txt"
 
 
 @dataclass(frozen=True)
@@ -43,25 +49,16 @@ class ResumePoint:
 
     def finished(self, epochs: int) -> bool:
         """True when the run completed at least ``epochs`` epochs (so there is nothing to continue)."""
-        if self.status != "completed":
+        if self.status != COMPLETED:
             return False
-        recorded = json.loads((self.run_dir / METRICS_NAME).read_text()).get("epochs", [])
-        return len(recorded) >= epochs
+        return len((read_metrics(self.run_dir) or {}).get("epochs", [])) >= epochs
 
 
 def newest_checkpoint(run_dir: Path) -> Path | None:
     """The most recently written ``checkpoints/*.ckpt`` (end-of-epoch or mid-epoch), if any."""
-    checkpoints = [p for p in (Path(run_dir) / "checkpoints").glob("*.ckpt") if p.is_file()]
+    checkpoints = [p for p in (Path(run_dir) / CHECKPOINT_DIR).glob("*.ckpt") if p.is_file()]
     # On a tie (coarse file-system clocks) prefer last.ckpt: written after epochNN.ckpt, same state.
     return max(checkpoints, key=lambda p: (p.stat().st_mtime_ns, p.name.startswith("last")), default=None)
-
-
-def run_status(run_dir: Path) -> str | None:
-    """``status`` from a run folder's metrics.json (running, completed, failed), None when absent."""
-    try:
-        return json.loads((Path(run_dir) / METRICS_NAME).read_text()).get("status")
-    except (OSError, ValueError):
-        return None
 
 
 def from_ckpt_path(ckpt_path: str | Path) -> ResumePoint:
@@ -74,7 +71,7 @@ def from_ckpt_path(ckpt_path: str | Path) -> ResumePoint:
                              f"saved a checkpoint, or at a .ckpt file")
         return ResumePoint(path, checkpoint, run_status(path))
     if path.is_file():
-        run_dir = path.parent.parent if path.parent.name == "checkpoints" else path.parent
+        run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
         return ResumePoint(run_dir, path, run_status(run_dir))
     raise ValueError(f"ckpt_path={path} does not exist; point it at a run folder or a .ckpt file")
 
@@ -82,15 +79,15 @@ def from_ckpt_path(ckpt_path: str | Path) -> ResumePoint:
 def find_previous_run(output_dir: Path, overrides: list[str] | None, siblings: Iterable[Path] = ()) -> Path | None:
     """The folder of the earlier launch of this command (see the module docstring), if any."""
     output_dir = Path(output_dir).resolve()
-    if (output_dir / METRICS_NAME).is_file():
+    if (output_dir / METRICS_FILE).is_file():
         return output_dir
     if overrides is None:
         return None
     wanted = comparable_overrides(overrides)
     matches = [folder.resolve() for folder in siblings
-               if folder != output_dir and (folder / METRICS_NAME).is_file()
+               if folder != output_dir and (folder / METRICS_FILE).is_file()
                and comparable_overrides(_read_overrides(folder)) == wanted]
-    return max(matches, key=lambda p: (p / METRICS_NAME).stat().st_mtime_ns, default=None)
+    return max(matches, key=lambda p: (p / METRICS_FILE).stat().st_mtime_ns, default=None)
 
 
 def comparable_overrides(overrides: list[str] | None) -> list[str] | None:
@@ -149,8 +146,8 @@ def _is_multirun_job() -> bool:
 def _check_same_command(run_dir: Path, overrides: list[str] | None) -> None:
     """A fixed folder reused by another command (e.g. sweep arguments reordered) must not be continued."""
     try:
-        recorded = json.loads((run_dir / METRICS_NAME).read_text()).get("overrides")
-    except (OSError, ValueError):
+        recorded = (read_metrics(run_dir) or {}).get("overrides")
+    except ValueError:
         return
     if recorded is not None and overrides is not None \
             and comparable_overrides(recorded) != comparable_overrides(overrides):
@@ -180,7 +177,7 @@ def leave_pointer(launch_dir: str | Path, run_dir: Path) -> None:
     launch_dir = Path(launch_dir).resolve()
     if launch_dir != run_dir.resolve():
         launch_dir.mkdir(parents=True, exist_ok=True)
-        (launch_dir / POINTER_NAME).write_text(f"{run_dir.resolve()}\n")
+        (launch_dir / POINTER_FILE).write_text(f"{run_dir.resolve()}\n")
 
 
 def continue_in(cfg: DictConfig, point: ResumePoint) -> None:
@@ -189,9 +186,9 @@ def continue_in(cfg: DictConfig, point: ResumePoint) -> None:
     leave_pointer(cfg.paths.output_dir, run_dir)
     with open_dict(cfg):
         cfg.paths.output_dir = str(run_dir)
-        manifest = run_dir / "split_manifest.csv"
+        manifest = run_dir / MANIFEST_FILE
         if not cfg.data.get("split_manifest") and manifest.is_file():
             cfg.data.split_manifest = str(manifest)  # the same split even if files changed since
-    for stale in (run_dir / "checkpoints").glob(".*.tmp"):
+    for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):
         stale.unlink(missing_ok=True)  # left by a kill during a save; never a checkpoint
     log.info("resuming %s from %s", run_dir, point.ckpt_path or "the start (no checkpoint yet)")

@@ -1,0 +1,92 @@
+"""The run folder: the contract between train, resume, report, evaluate and the tests.
+
+A job's folder holds ``metrics.json`` (status, per-epoch history, final test metrics, provenance),
+``split_manifest.csv``, ``failure.log`` when it failed, ``data_problems.csv`` / ``duplicates.csv`` when
+the data had any, ``checkpoints/``, ``tensorboard/`` and Hydra's ``.hydra/``. Every other module reads
+and writes run folders through the names and functions here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import traceback
+from pathlib import Path
+from typing import Any
+
+METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "split_manifest.csv"
+FAILURE_FILE = "failure.log"
+PROBLEMS_FILE = "data_problems.csv"
+DUPLICATES_FILE = "duplicates.csv"
+POINTER_FILE = "resumed_in.txt"      # left in a launch's own folder when it continued another run
+CHECKPOINT_DIR = "checkpoints"
+
+# ``status`` in metrics.json
+RUNNING = "running"
+COMPLETED = "completed"
+FAILED = "failed"
+# ... and as a sweep report sees a job
+MISSING = "missing"          # the grid promised this job but its folder or metrics.json does not exist
+INTERRUPTED = "interrupted"  # metrics.json still says "running": the process died or is still going
+
+# Metric names: one spelling, ``<split>/<name>``, from ``self.log`` to metrics.json, TensorBoard and the report.
+ACC = "acc"
+RECALL = "recall"
+LOSS = "loss"
+F1 = "f1"
+TRAIN, VAL, TEST = "train", "val", "test"
+
+
+def metric_key(split: str, name: str) -> str:
+    """``train/acc``, ``test/loss``, ...: the one spelling of a metric of a split."""
+    return f"{split}/{name}"
+
+
+TEST_ACC = metric_key(TEST, ACC)        # the headline number of a run
+TEST_RECALL = metric_key(TEST, RECALL)  # macro recall
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON via a temporary file and rename, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable))
+    tmp.replace(path)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)
+
+
+def read_metrics(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's metrics.json as a dict; None when it is absent. An unreadable file raises ValueError."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as exc:
+        raise ValueError(f"unreadable {path}: {exc}") from exc
+
+
+def run_status(run_dir: str | Path) -> str | None:
+    """``status`` from a run folder's metrics.json (running, completed, failed); None when absent or unreadable."""
+    try:
+        return (read_metrics(run_dir) or {}).get("status")
+    except ValueError:
+        return None
+
+
+def record_failure(run_dir: str | Path, exc: BaseException) -> None:
+    """Mark the run failed in metrics.json and keep its traceback beside it (all else in the folder stays)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / FAILURE_FILE).write_text("".join(traceback.format_exception(exc)))
+    try:
+        payload = read_metrics(run_dir) or {}
+    except ValueError:
+        payload = {}
+    payload.update(status=FAILED, error=f"{type(exc).__name__}: {exc}")
+    write_json_atomic(run_dir / METRICS_FILE, payload)

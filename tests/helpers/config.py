@@ -1,0 +1,18 @@
+"""The real training config, composed with ``debug=fast`` (conf/debug/fast.yaml) and writing under a test folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hydra import compose, initialize_config_module
+from omegaconf import DictConfig, open_dict
+
+
+def compose_fast_cfg(base_dir: Path, *overrides: str, output_dir: Path | None = None) -> DictConfig:
+    """The training config with ``debug=fast``, writing under ``base_dir``; extra overrides win."""
+    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+        cfg = compose(config_name="train", overrides=["debug=fast", *overrides])
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir or base_dir / "run")
+        cfg.paths.cache_dir = str(base_dir / "cache")
+    return cfg
