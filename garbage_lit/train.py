@@ -133,7 +133,9 @@ def _checkpoint_epoch(ckpt_path: str | None, trainer: pl.Trainer) -> int:
 
 
 def _log_to_tensorboard(trainer: pl.Trainer, cfg: DictConfig, model: pl.LightningModule, final: dict) -> None:
-    """Confusion matrix figure and hyperparameters with the final metrics (the HParams dashboard)."""
+    """Confusion matrix figure and hyperparameters with the final metrics (the HParams dashboard); rank 0 only."""
+    if not trainer.is_global_zero:
+        return  # other DDP ranks have no event writer, as in Lightning's own log_hyperparams
     for logger in trainer.loggers:
         if not isinstance(logger, TensorBoardLogger):
             continue

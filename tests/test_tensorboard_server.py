@@ -72,7 +72,8 @@ def test_tensorboard_serves_both_runs_scalars_and_hparams_of_a_sweep(make_cfg, f
         for run in runs:
             assert {"train/loss", "train/acc", "test/loss", "test/acc", "test/recall"} <= set(tags[run])
             points = get_json(f"{url}/data/plugin/scalars/scalars?run={run}&tag=test/acc")
-            assert len(points) == 1 and 0.0 <= points[0][2] <= 1.0  # one epoch: [wall_time, step, value]
+            # one epoch, then the final evaluation of the chosen checkpoint: [wall_time, step, value]
+            assert len(points) == 2 and points[0][2] == points[1][2] and 0.0 <= points[1][2] <= 1.0
 
         experiment = get_json(f"{url}/data/plugin/hparams/experiment", {"experimentName": ""})
         hparams = {info["name"] for info in experiment["hparamInfos"]}

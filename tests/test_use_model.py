@@ -71,12 +71,12 @@ def test_evaluate_matches_training_test_split_and_writes_report(trained, tmp_pat
 
     # The same checkpoint on the same (seeded) test split gives the accuracy training reported.
     assert report["images"] == 6
-    assert report["all/acc"] == pytest.approx(trained["metrics"]["final"][TEST_ACC], abs=1e-6)
+    assert report[TEST_ACC] == pytest.approx(trained["metrics"]["final"][TEST_ACC], abs=1e-6)
     assert report["confusion_matrix"] == trained["metrics"]["final"]["confusion_matrix"]
     confusion = np.array(report["confusion_matrix"])
-    assert report["all/acc"] == pytest.approx(np.trace(confusion) / confusion.sum())
+    assert report[TEST_ACC] == pytest.approx(np.trace(confusion) / confusion.sum())
     recalls = [row["recall"] for row in report["per_class"] if row["support"]]
-    assert report["all/recall"] == pytest.approx(np.mean(recalls))
+    assert report["test/recall"] == pytest.approx(np.mean(recalls))
     for row in report["per_class"]:
         assert 0.0 <= row["precision"] <= 1.0 and 0.0 <= row["f1"] <= 1.0
     for pair in report["most_confused"]:
