@@ -36,6 +36,7 @@ from garbage_lit.plots import confusion_figure
 from garbage_lit.provenance import provenance
 from garbage_lit.resume import continue_in, launch_overrides, leave_pointer, resume_point
 from garbage_lit.sweeps.job_setup import prepare_sweep_job
+from garbage_lit.tensorboard_hparams import log_hparams
 from garbage_lit.validate import unknown_key_hint, validate_config
 
 log = logging.getLogger(__name__)
@@ -145,9 +146,9 @@ def _log_to_tensorboard(trainer: pl.Trainer, cfg: DictConfig, model: pl.Lightnin
             continue
         figure = confusion_figure(test["confusion_matrix"], model.class_names)
         logger.experiment.add_figure("final/confusion_matrix", figure, global_step=trainer.global_step)
-        logger.log_hyperparams(hparams_of(cfg, model.weights_source),
-                               metrics={"hp/test_acc": test["acc"], "hp/test_recall": test["recall"],
-                                        "hp/test_loss": test["loss"], "hp/best_epoch": test["epoch"]})
+        log_hparams(logger, hparams_of(cfg, model.weights_source),  # swept columns shown first
+                    metrics={"hp/test_acc": test["acc"], "hp/test_recall": test["recall"],
+                             "hp/test_loss": test["loss"], "hp/best_epoch": test["epoch"]})
         logger.finalize("success")
 
 
