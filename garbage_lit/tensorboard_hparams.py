@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from pytorch_lightning.utilities import rank_zero_only
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
@@ -60,6 +61,7 @@ def sweep_run_name() -> str:
     return name.replace("/", "_")[:MAX_RUN_NAME]
 
 
+@rank_zero_only  # as Lightning's log_hyperparams: the other DDP ranks have no event writer
 def log_hparams(logger: Any, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
     """Log ``hparams`` with final ``metrics`` to a Lightning TensorBoardLogger for the HParams dashboard.
 
