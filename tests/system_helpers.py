@@ -1,0 +1,14 @@
+"""Tests that need a system component (a SLURM cluster, Chromium): skipped with a reason, mandatory in CI."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def missing(reason: str, require_env: str) -> None:
+    """Skip the test because of ``reason``; fail instead when ``$require_env`` is 1 (`.ci/run` sets it)."""
+    if os.environ.get(require_env) == "1":
+        pytest.fail(f"{reason}; it is required here ({require_env}=1)")
+    pytest.skip(f"{reason} (set {require_env}=1 to make this a failure)")
