@@ -63,8 +63,9 @@ def browser(monkeypatch):
         missing("selenium is not installed (pip install -e '.[dev]')", REQUIRE)
     chromium = os.environ.get("GARBAGE_LIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     driver_path = os.environ.get("GARBAGE_LIT_CHROMEDRIVER") or shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        missing("Chromium and chromedriver not found (Debian: apt-get install chromium chromium-driver)", REQUIRE)
+    if not (chromium and os.path.isfile(chromium) and driver_path and os.path.isfile(driver_path)):
+        missing(f"Chromium ({chromium or 'not found'}) and chromedriver ({driver_path or 'not found'}) are needed "
+                f"(Debian: apt-get install chromium chromium-driver)", REQUIRE)
     monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must never download a browser or driver
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
