@@ -109,15 +109,21 @@ start_munge() {
 
 node_state() { sinfo -h -n "$NODE" -o %T 2>/dev/null | head -n1; }
 
+running() {  # pid file: is the daemon it names alive? (no pgrep: procps may be missing on a fresh machine)
+    local pid
+    pid=$(cat "$1" 2>/dev/null || true)
+    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
+}
+
 start() {
     need_root start
     install_packages
     write_conf
     start_munge
-    if ! pgrep -x slurmctld >/dev/null; then
+    if ! running "$RUN_DIR/slurmctld.pid"; then
         slurmctld -c   # -c: forget jobs and node states of an earlier start
     fi
-    if ! pgrep -x slurmd >/dev/null; then
+    if ! running "$RUN_DIR/slurmd.pid"; then
         slurmd
     else
         scontrol reconfigure
