@@ -24,7 +24,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
-from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from garbage_lit.config import register_resolvers, unknown_key_hint, validate_config
 from garbage_lit.plots import confusion_figure
@@ -43,6 +42,7 @@ from garbage_lit.run.launch import prepare_sweep_job, share_output_dir_with_ddp_
 from garbage_lit.run.provenance import provenance
 from garbage_lit.run.recorder import MetricsJson
 from garbage_lit.run.resume import continue_in, launch_overrides, leave_pointer, resume_point
+from garbage_lit.run.tensorboard import log_hparams
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +141,9 @@ def _log_to_tensorboard(trainer: pl.Trainer, cfg: DictConfig, model: pl.Lightnin
             continue
         figure = confusion_figure(final["confusion_matrix"], model.class_names)
         logger.experiment.add_figure(metric_key(TEST, "confusion_matrix"), figure, global_step=trainer.global_step)
-        # The metrics' values are the test/* scalars trainer.test just logged (HParams shows a tag's last value);
-        # Lightning's log_hyperparams would log them once more at step 0, in the middle of the per-epoch curves.
-        metrics = {key: final[key] for key in (TEST_ACC, TEST_RECALL, metric_key(TEST, LOSS))}
-        for summary in hparams_summary(hparams_of(cfg, model.weights_source), metrics):
-            logger.experiment.file_writer.add_summary(summary)
+        # The metrics' values are the test/* scalars trainer.test just logged (HParams shows a tag's last value).
+        log_hparams(logger, hparams_of(cfg, model.weights_source),  # swept columns shown first
+                    metrics=(TEST_ACC, TEST_RECALL, metric_key(TEST, LOSS)))
         logger.finalize("success")
 
 

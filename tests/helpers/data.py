@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
+
+from helpers.system import missing
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED_DATA = Path(os.environ.get("GARBAGE_LIT_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -48,7 +49,6 @@ def require_shared(*parts: str) -> Path:
     """A path under ../shared/data; skip when absent unless GARBAGE_LIT_REQUIRE_SHARED=1 (CI)."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        if os.environ.get("GARBAGE_LIT_REQUIRE_SHARED") == "1":
-            pytest.fail(f"{path} is required in CI (GARBAGE_LIT_REQUIRE_SHARED=1) but is missing")
-        pytest.skip(f"real data {path} not present (it sits beside the checkout in ../shared/data)")
+        missing(f"real data {path} not present (it sits beside the checkout in ../shared/data)",
+                "GARBAGE_LIT_REQUIRE_SHARED")
     return path

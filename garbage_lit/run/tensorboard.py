@@ -1,0 +1,120 @@
+"""TensorBoard that reads well in a sweep: runs named by what they vary, the swept columns shown first.
+
+TensorBoard names a run by its folder, and its HParams table shows the first five hyperparameters of the
+experiment sorted by (``differs`` first, then name) and hides the rest behind check boxes. Left to itself
+(an experiment without ``differs``) it shows batch_size, data, epochs, freeze_backbone and lr, and not the
+optimizer or model a sweep compares. So each job
+
+- logs into ``<job folder>/tensorboard/<overrides that vary across the sweep>`` (``optim=adam,lr=0.01``),
+  chosen by ``conf/logger/tensorboard.yaml``'s ``version``; a single run keeps ``tensorboard/`` itself;
+- writes its own HParams experiment in which model, optimizer, lr, batch_size and every swept knob are
+  marked ``differs``, so they are the columns a person sees without clicking.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pytorch_lightning.utilities import rank_zero_only
+from tensorboard.compat.proto import summary_pb2
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+# Columns every sweep is read by; with the swept knobs they come first in the HParams table.
+ALWAYS_SHOWN = ("model", "optimizer", "lr", "batch_size")
+# Override keys (as typed on the command line or in hydra.sweeper.params) -> the hparam that shows them.
+HPARAM_OF_OVERRIDE = {
+    "model": "model", "model.backbone": "model", "optim": "optimizer", "optim._target_": "optimizer",
+    "lr": "lr", "optim.lr": "lr", "batch_size": "batch_size", "epochs": "epochs", "seed": "seed",
+    "scheduler": "scheduler", "model.freeze_backbone": "freeze_backbone", "model.weights": "weights",
+    "data": "data", "data.root": "data",
+}
+MAX_RUN_NAME = 200  # characters; a folder name may hold 255 bytes
+
+
+def varied_overrides() -> dict[str, str]:
+    """This job's overrides whose values differ between the jobs of its sweep, in the sweep's order.
+
+    Read from the sweep's ``multirun.yaml`` (the grid Hydra's basic sweeper expands); empty outside a
+    multirun, and for sweepers that choose their jobs as they go.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from garbage_lit.sweeps.results import planned_jobs
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return {}
+    hydra_cfg = HydraConfig.get()
+    own = dict(_split(o) for o in hydra_cfg.overrides.task)
+    values: dict[str, set[str]] = {}
+    for job in planned_jobs(Path(hydra_cfg.sweep.dir)):
+        for key, value in map(_split, job):
+            values.setdefault(key, set()).add(value)
+    return {key: own[key] for key, seen in values.items() if len(seen) > 1 and key in own}
+
+
+def sweep_run_name() -> str:
+    """The TensorBoard run (sub-folder of ``tensorboard/``) of this job: ``optim=adam,lr=0.01``; '' outside sweeps."""
+    name = ",".join(f"{key}={value}" for key, value in varied_overrides().items())
+    return name.replace("/", "_")[:MAX_RUN_NAME]
+
+
+@rank_zero_only  # as Lightning's log_hyperparams: the other DDP ranks have no event writer
+def log_hparams(logger: Any, hparams: dict[str, Any], metrics: Sequence[str]) -> None:
+    """Log ``hparams`` to a Lightning TensorBoardLogger for the HParams dashboard, with ``metrics`` as its columns.
+
+    Like ``logger.log_hyperparams(hparams, metrics)``, but with an explicit experiment whose swept and
+    ALWAYS_SHOWN hyperparameters are the table's default columns, and every swept knob as a column. The
+    metrics are scalar tags the run already logged (HParams shows a tag's last value), so nothing is
+    logged again at step 0 in the middle of the per-epoch curves.
+    """
+    varied = varied_overrides()
+    hparams = dict(hparams)
+    for key, value in varied.items():
+        hparams.setdefault(HPARAM_OF_OVERRIDE.get(key.lstrip("+~"), key.lstrip("+~")), value)
+    shown = set(ALWAYS_SHOWN) | {HPARAM_OF_OVERRIDE.get(k.lstrip("+~"), k.lstrip("+~")) for k in varied}
+    hparams = {name: _plain(value) for name, value in hparams.items()}
+
+    logger.log_hyperparams(hparams)  # hparams.yaml beside the events; no metrics, so no experiment of its own
+    infos = [api_pb2.HParamInfo(name=name, type=_data_type(value), differs=name in shown)
+             for name, value in hparams.items()]
+    experiment = api_pb2.Experiment(
+        hparam_infos=infos, metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t)) for t in metrics])
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    for name, value in hparams.items():
+        field = {api_pb2.DATA_TYPE_BOOL: "bool_value", api_pb2.DATA_TYPE_FLOAT64: "number_value"}.get(
+            _data_type(value), "string_value")
+        setattr(start.hparams[name], field, value)
+    writer = logger.experiment._get_file_writer()
+    writer.add_summary(_summary(metadata.EXPERIMENT_TAG, plugin_data_pb2.HParamsPluginData(experiment=experiment)))
+    writer.add_summary(_summary(metadata.SESSION_START_INFO_TAG,
+                                plugin_data_pb2.HParamsPluginData(session_start_info=start)))
+    writer.add_summary(_summary(metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(
+        session_end_info=plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS, end_time_secs=time.time()))))
+    writer.flush()
+
+
+def _summary(tag: str, plugin_data: plugin_data_pb2.HParamsPluginData) -> summary_pb2.Summary:
+    """One hparams-plugin summary (what tensorboard.plugins.hparams.summary builds, without TensorFlow)."""
+    return summary_pb2.Summary(value=[summary_pb2.Summary.Value(
+        tag=tag, metadata=metadata.create_summary_metadata(plugin_data))])
+
+
+def _split(override: str) -> tuple[str, str]:
+    key, _, value = override.partition("=")
+    return key, value
+
+
+def _plain(value: Any) -> bool | int | float | str:
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def _data_type(value: Any) -> int:
+    if isinstance(value, bool):
+        return api_pb2.DATA_TYPE_BOOL
+    if isinstance(value, (int, float)):
+        return api_pb2.DATA_TYPE_FLOAT64
+    return api_pb2.DATA_TYPE_STRING

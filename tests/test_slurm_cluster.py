@@ -1,0 +1,220 @@
+"""hydra/launcher=slurm against a real SLURM cluster: sweeps, a failing job, resume, and DDP across SLURM tasks.
+
+Needs `sbatch` and a running cluster, e.g. the one-node cluster of `scripts/slurm_local_cluster.sh start`;
+skipped otherwise, mandatory in CI (GARBAGE_LIT_REQUIRE_SLURM=1). The partition is the cluster's default
+one, or $GARBAGE_LIT_SLURM_PARTITION.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from helpers import TEST_ACC
+from helpers.data import make_folder_dataset
+from helpers.system import missing
+
+pytestmark = pytest.mark.slurm
+
+REQUIRE = "GARBAGE_LIT_REQUIRE_SLURM"
+# Seconds for one sweep (its jobs take well under a minute each). Without sacct, submitit waits forever for a
+# job that SLURM killed before it wrote its result; this bounds that wait within CI's budget.
+TIMEOUT = 600
+# Small jobs: CPU only, one core each, 64 px images (the paper_quick preset's size), 1 epoch.
+SMALL = ["debug=fast", "data.image_size=64", "data.resize_size=72"]
+
+
+@pytest.fixture(scope="module")
+def partition() -> str:
+    """The partition to submit to; skips (or fails, in CI) when there is no SLURM cluster to talk to."""
+    if shutil.which("sbatch") is None:
+        missing("sbatch not found: no SLURM on this machine (scripts/slurm_local_cluster.sh start sets one up)",
+                REQUIRE)
+    done = subprocess.run(["sinfo", "-h", "-o", "%P %a"], capture_output=True, text=True, timeout=60)
+    if done.returncode != 0 or not done.stdout.strip():
+        missing(f"no SLURM controller answers sinfo ({done.stderr.strip() or 'no partitions'})", REQUIRE)
+    up = dict(line.split()[:2] for line in done.stdout.splitlines() if line.strip())  # name (* = default): state
+    default = next((p for p in up if p.endswith("*")), next(iter(up)))
+    name = os.environ.get("GARBAGE_LIT_SLURM_PARTITION") or default.rstrip("*")
+    state = up.get(name, up.get(name + "*"))
+    if state != "up":
+        missing(f"SLURM partition {name!r} is {state or 'unknown'} (sinfo: {done.stdout.strip()!r})", REQUIRE)
+    return name
+
+
+def launcher(partition: str, *extra: str) -> list[str]:
+    """hydra/launcher=slurm sized for a small CPU node: no GPU, one core and 2 GB per task."""
+    return ["hydra/launcher=slurm", f"hydra.launcher.partition={partition}", "hydra.launcher.gpus_per_node=0",
+            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=2", "hydra.launcher.timeout_min=15", *extra]
+
+
+def train_command(sweep: Path, *overrides: str) -> list[str]:
+    return [sys.executable, "-m", "garbage_lit.train", "-m", *overrides, f"hydra.sweep.dir={sweep}"]
+
+
+def environment(base: Path) -> dict[str, str]:
+    return {**os.environ, "GARBAGE_LIT_CACHE_DIR": str(base / "cache"), "PYTHONUNBUFFERED": "1"}
+
+
+def run(command: list[str], base: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command, cwd=base, env=environment(base), capture_output=True, text=True, timeout=TIMEOUT)
+
+
+def slurm_job_ids(sweep: Path) -> dict[str, str]:
+    """SLURM job id (``12_3`` for array task 3) -> submitit's log of it, from the sweep's ``.submitit/``."""
+    ids = {}
+    for log in sorted((sweep / ".submitit").glob("*/*_log.out")):
+        match = re.search(r"Starting with JobEnvironment\(job_id=([0-9_]+),", log.read_text())
+        if match:
+            ids[match.group(1)] = log.read_text()
+    return ids
+
+
+def slurm_state(job_id: str) -> dict[str, str]:
+    """``scontrol show job`` as a dict (JobState, Partition, ...): what SLURM itself says about the job, once
+    it has ended (the job's result file appears while its process is still exiting)."""
+    deadline = time.monotonic() + 120
+    while True:
+        out = subprocess.run(["scontrol", "show", "job", "-o", job_id], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, f"SLURM does not know job {job_id}: {out.stderr}"
+        state = dict(field.split("=", 1) for field in out.stdout.split() if "=" in field)
+        if state["JobState"] not in ("PENDING", "RUNNING", "COMPLETING") or time.monotonic() > deadline:
+            return state
+        time.sleep(1)
+
+
+def metrics(job: Path) -> dict:
+    return json.loads((job / "metrics.json").read_text())
+
+
+def test_paper_quick_sweep_runs_as_slurm_jobs_and_the_report_reads_it(partition, tmp_path):
+    sweep = tmp_path / "sweep"
+    # The paper's grid on the bundled sample at 64 px, narrowed to resnet18 / batch 32: 4 jobs (optim x lr).
+    done = run(train_command(sweep, "experiment=paper_quick", "model=resnet18", "model.weights=none",
+                             "batch_size=32", "epochs=1", *launcher(partition)), tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    jobs = [sweep / str(n) for n in range(4)]
+    assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]
+    results = [metrics(job) for job in jobs]
+    assert [r["status"] for r in results] == ["completed"] * 4
+    assert {(r["config"]["optim"]["_target_"], r["config"]["lr"]) for r in results} == {
+        (o, lr) for o in ("torch.optim.SGD", "torch.optim.Adam") for lr in (0.003, 0.01)}
+    for r in results:
+        assert r["config"]["data"]["image_size"] == 64 and [e["epoch"] for e in r["epochs"]] == [0]
+        assert 0.0 <= r["final"][TEST_ACC] <= 1.0 and sum(map(sum, r["final"]["confusion_matrix"])) == 36
+
+    # Every job went through SLURM: one array task each, in our partition, and SLURM saw it complete.
+    ids = slurm_job_ids(sweep)
+    assert len(ids) == 4 and len({i.split("_")[0] for i in ids}) == 1, ids  # one job array
+    for job_id in ids:
+        state = slurm_state(job_id)
+        assert (state["JobState"], state["Partition"]) == ("COMPLETED", partition), state
+
+    report = subprocess.run([sys.executable, "-m", "garbage_lit.report", str(sweep)], capture_output=True,
+                            text=True, timeout=300)
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert "4 of 4 jobs completed" in report.stdout
+    with (sweep / "jobs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["job"], r["status"]) for r in rows] == [(str(n), "completed") for n in range(4)]
+    assert [float(r[TEST_ACC]) for r in rows] == pytest.approx([m["final"][TEST_ACC] for m in results])
+
+
+def test_a_job_that_fails_on_the_cluster_is_recorded_as_failed(partition, tmp_path):
+    data = make_folder_dataset(tmp_path / "data")  # 24 training images: batch_size=1000 cannot work
+    sweep = tmp_path / "sweep"
+    done = run(train_command(sweep, *SMALL, "data=folder", f"data.root={data}", "batch_size=4,1000",
+                             *launcher(partition)), tmp_path)
+    assert done.returncode != 0, "a sweep with a failed job must exit non-zero, as a local one does"
+
+    assert metrics(sweep / "0")["status"] == "completed"
+    failed = metrics(sweep / "1")
+    assert failed["status"] == "failed"
+    assert "batch_size=1000 is larger than the training set" in failed["error"]
+    assert (sweep / "1" / "failure.log").read_text().startswith("Traceback")
+    # SLURM ran both; the failure is the job's own (recorded by garbage-lit), not the cluster's.
+    assert len(slurm_job_ids(sweep)) == 2
+
+    report = subprocess.run([sys.executable, "-m", "garbage_lit.report", str(sweep)], capture_output=True,
+                            text=True, timeout=300)
+    with (sweep / "jobs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "completed"), ("1", "failed")], report.stderr[-2000:]
+
+
+def test_resume_of_a_half_finished_cluster_sweep_skips_completed_jobs(partition, tmp_path):
+    data = make_folder_dataset(tmp_path / "data")
+    sweep = tmp_path / "sweep"
+    # One job at a time (array_parallelism=1), so the sweep can be stopped with job 0 done and job 1 not.
+    command = train_command(sweep, *SMALL, "data=folder", f"data.root={data}", "batch_size=4", "seed=0,1",
+                            *launcher(partition, "hydra.launcher.array_parallelism=1"))
+    submitter = subprocess.Popen(command, cwd=tmp_path, env=environment(tmp_path), stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not ((sweep / "0" / "metrics.json").is_file() and metrics(sweep / "0")["status"] == "completed"):
+            assert submitter.poll() is None, "the sweep ended before it could be interrupted"
+            assert time.monotonic() < deadline, "job 0 never completed"
+            time.sleep(0.5)
+    finally:
+        os.killpg(submitter.pid, signal.SIGKILL)  # the submitting process dies ...
+        submitter.wait()
+    array = next(iter(slurm_job_ids(sweep))).split("_")[0]
+    subprocess.run(["scancel", array], check=True, timeout=60)  # ... and the cluster cancels the rest
+    deadline = time.monotonic() + 120
+    while subprocess.run(["squeue", "-h", "-j", array], capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline, f"SLURM did not cancel job array {array}"
+        time.sleep(1)
+    assert not (sweep / "1" / "metrics.json").is_file() or metrics(sweep / "1")["status"] != "completed"
+    finished = (sweep / "0" / "metrics.json").read_bytes()
+
+    done = run([*command, "resume=true"], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (sweep / "0" / "metrics.json").read_bytes() == finished  # completed on the cluster: not trained again
+    assert "already completed; nothing to resume" in (sweep / "0" / "train.log").read_text()
+    resumed = metrics(sweep / "1")
+    assert resumed["status"] == "completed" and resumed["config"]["seed"] == 1
+    assert [e["epoch"] for e in resumed["epochs"]] == [0]
+
+
+def test_ddp_across_two_slurm_tasks_matches_a_local_two_process_run(partition, tmp_path):
+    # The bundled sample (36 test images) at 64 px, 1 epoch; batch 8 per process in both runs.
+    ddp = [*SMALL, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2", "batch_size=8", "lr=0.01"]
+    sweep = tmp_path / "sweep"
+    done = run(train_command(sweep, *ddp, *launcher(partition, "hydra.launcher.tasks_per_node=2")), tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    cluster = metrics(sweep / "0")
+    assert cluster["status"] == "completed" and cluster["config"]["trainer"]["strategy"] == "ddp"
+    assert sum(map(sum, cluster["final"]["confusion_matrix"])) == 36  # both ranks' halves, synchronised
+
+    # SLURM started both processes (srun, one task each); Lightning took its ranks from SLURM's environment
+    # instead of launching a second process itself.
+    logs = {p.name: p.read_text() for p in (sweep / ".submitit").glob("*/*_log.*")}
+    (job_id,) = slurm_job_ids(sweep)
+    for rank in (0, 1):
+        assert f"global_rank={rank}(2)" in logs[f"{job_id}_{rank}_log.out"]
+        assert f"GLOBAL_RANK: {rank}, MEMBER: {rank + 1}/2" in logs[f"{job_id}_{rank}_log.err"]
+    assert slurm_state(job_id)["NumTasks"] == "2"
+    assert not list((sweep / "0").glob("train_ddp_process_*.log"))  # no ranks relaunched by Lightning
+    events = list((sweep / "0" / "tensorboard").rglob("events.out.tfevents.*"))
+    assert events and len({e.name.rsplit(".", 2)[1] for e in events}) == 1  # rank 0 alone wrote TensorBoard
+
+    local = tmp_path / "local"
+    local.mkdir()
+    done = subprocess.run([sys.executable, "-m", "garbage_lit.train", *ddp, f"hydra.run.dir={local / 'run'}"],
+                          cwd=local, env=environment(tmp_path), capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    single = metrics(local / "run")
+    assert single["status"] == "completed"
+    assert abs(cluster["final"][TEST_ACC] - single["final"][TEST_ACC]) <= 1 / 36 + 1e-6  # within one test image

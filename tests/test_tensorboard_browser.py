@@ -1,0 +1,138 @@
+"""TensorBoard as a person reads it: a real server on a real sweep, opened in headless Chromium.
+
+Needs Chromium and chromedriver on the machine (Debian: `apt-get install chromium chromium-driver`) and selenium;
+skipped otherwise, mandatory in CI (GARBAGE_LIT_REQUIRE_BROWSER=1). Nothing is downloaded: the driver path is
+given explicitly and selenium-manager runs offline. Only loopback addresses are used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+from test_tensorboard_server import start_tensorboard
+
+from helpers import TEST_ACC
+from helpers.data import make_folder_dataset
+from helpers.sweeps import run_sweep
+from helpers.system import missing
+
+pytestmark = pytest.mark.browser
+
+REQUIRE = "GARBAGE_LIT_REQUIRE_BROWSER"
+PAGE_SECONDS = 90  # TensorBoard loads event files in the background; the page renders when they are in
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                  "--no-proxy-server", "--window-size=1600,1000"]
+
+# What the Scalars page's run selector lists (its labels live in tf-multi-checkbox's shadow DOM).
+RUN_LABELS_JS = """
+function deep(root, acc) {
+  for (const el of root.querySelectorAll('*')) { acc.push(el); if (el.shadowRoot) deep(el.shadowRoot, acc); }
+  return acc;
+}
+return deep(document, []).filter(e => e.localName === 'tf-multi-checkbox')
+  .flatMap(box => Array.from(box.shadowRoot.querySelectorAll('.item-label-container')).map(l => l.innerText.trim()));
+"""
+# The HParams table view as shown: header and rows of the vaadin-grid, each cell's visible text.
+HPARAMS_TABLE_JS = """
+function deep(root, acc) {
+  for (const el of root.querySelectorAll('*')) { acc.push(el); if (el.shadowRoot) deep(el.shadowRoot, acc); }
+  return acc;
+}
+const table = deep(document, []).find(e => e.localName === 'tf-hparams-table-view');
+const grid = table && deep(table.shadowRoot, []).find(e => e.localName === 'vaadin-grid');
+if (!grid) return [];
+return Array.from(grid.shadowRoot.querySelectorAll('tr')).map(tr => Array.from(tr.querySelectorAll('th, td'))
+  .map(cell => { const slot = cell.querySelector('slot');
+                 return slot ? slot.assignedElements({flatten: true}).map(n => n.innerText).join(' ').trim() : ''; }))
+  .filter(row => row.some(text => text));
+"""
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Headless Chromium driven by selenium through the system chromedriver."""
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        missing("selenium is not installed (pip install -e '.[dev]')", REQUIRE)
+    chromium = os.environ.get("GARBAGE_LIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = os.environ.get("GARBAGE_LIT_CHROMEDRIVER") or shutil.which("chromedriver")
+    if not (chromium and os.path.isfile(chromium) and driver_path and os.path.isfile(driver_path)):
+        missing(f"Chromium ({chromium or 'not found'}) and chromedriver ({driver_path or 'not found'}) are needed "
+                f"(Debian: apt-get install chromium chromium-driver)", REQUIRE)
+    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must never download a browser or driver
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    profile = tempfile.mkdtemp(prefix="garbage-lit-chromium-")
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def shown(driver, script: str, ready, what: str):
+    """Poll what the page shows (``script``) until ``ready(result)``."""
+    deadline = time.monotonic() + PAGE_SECONDS
+    while True:
+        result = driver.execute_script(script)
+        if ready(result) or time.monotonic() > deadline:
+            assert ready(result), f"{what} not shown within {PAGE_SECONDS}s; the page shows {result!r}"
+            return result
+        time.sleep(1)
+
+
+def test_a_person_tells_every_sweep_job_apart_in_tensorboard(browser, tmp_path):
+    data = make_folder_dataset(tmp_path / "data")
+    sweep = tmp_path / "sweep"
+    done = run_sweep(sweep, data, "optim=sgd,adam", "lr=0.003,0.01", "epochs=1", "batch_size=4")
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = {}  # TensorBoard run name -> the job's metrics.json
+    for n, (optim, lr) in enumerate((o, lr) for o in ("sgd", "adam") for lr in ("0.003", "0.01")):
+        jobs[f"{n}/tensorboard/optim={optim},lr={lr}"] = json.loads((sweep / str(n) / "metrics.json").read_text())
+
+    process, url = start_tensorboard(sweep, tmp_path / "tensorboard.log")
+    try:
+        # Scalars: every job is listed, named by what it varies.
+        browser.get(f"{url}/#scalars")
+        runs = shown(browser, RUN_LABELS_JS, lambda r: len(r) >= len(jobs), "the runs of the sweep")
+        assert sorted(runs) == sorted(jobs)
+        browser.save_screenshot(str(tmp_path / "scalars.png"))
+
+        # HParams: one row per job whose default columns tell the jobs apart.
+        browser.get(f"{url}/#hparams")
+        table = shown(browser, HPARAMS_TABLE_JS, lambda t: len(t) > len(jobs), "the HParams table")
+        browser.save_screenshot(str(tmp_path / "hparams.png"))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+    header, *rows = table
+    assert header[0] == "Trial ID"
+    column = {name: header.index(name) for name in ("model", "optimizer", "lr", "batch_size", TEST_ACC)}
+    assert sorted(row[0] for row in rows) == sorted(jobs)
+    for row in rows:
+        metrics = jobs[row[0]]
+        assert row[column["model"]] == metrics["config"]["model"]["backbone"] == "resnet18"
+        assert row[column["optimizer"]] == metrics["config"]["optim"]["_target_"].rsplit(".", 1)[-1]
+        assert float(row[column["lr"]]) == pytest.approx(metrics["config"]["lr"])
+        assert float(row[column["batch_size"]]) == metrics["config"]["batch_size"] == 4
+        assert float(row[column[TEST_ACC]]) == pytest.approx(metrics["final"][TEST_ACC], abs=1e-4)
+    assert {row[column["optimizer"]] for row in rows} == {"SGD", "Adam"}
+    for png in ("scalars.png", "hparams.png"):
+        assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
