@@ -115,7 +115,7 @@ def attach_feature_cache(cfg: DictConfig, datamodule: GarbageDataModule, model: 
         log.warning("data.feature_cache=true is ignored: model.freeze_backbone=false trains the backbone, "
                     "so its features change every step")
         return
-    datamodule.attach_feature_extractor(model.backbone, cfg.model.backbone)
+    datamodule.attach_feature_extractor(model.backbone, cfg.model.arch)
 
 
 def _instantiate_callbacks(cfg: DictConfig, has_val: bool) -> list[pl.Callback]:
@@ -154,7 +154,7 @@ def _log_to_tensorboard(trainer: pl.Trainer, cfg: DictConfig, model: pl.Lightnin
 def hparams_of(cfg: DictConfig, weights_source: str) -> dict[str, Any]:
     """The flat hyperparameters that tell the jobs of a sweep apart."""
     return {
-        "model": cfg.model.backbone,
+        "model": cfg.model.arch,
         "weights": weights_source,
         "freeze_backbone": cfg.model.freeze_backbone,
         "optimizer": cfg.optim._target_.rsplit(".", 1)[-1],

@@ -11,11 +11,14 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassRecall
 
-from garbage_lit.models.backbones import build_headless, create_backbone, get_spec, is_pretrained_source
+from garbage_lit.models.backbones import build_headless, create_backbone, is_pretrained_source
 
 
 class GarbageClassifier(pl.LightningModule):
     """An ImageNet backbone (frozen by default, as in the paper) with a new ``num_classes`` linear head.
+
+    The backbone is architecture ``arch`` of model zoo ``zoo`` (see :mod:`garbage_lit.models.backbones`;
+    None: the first zoo that has ``arch``).
 
     ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``) that receive the
     trainable parameters. Batches may hold images or, with the feature cache, pooled backbone
@@ -24,7 +27,7 @@ class GarbageClassifier(pl.LightningModule):
 
     def __init__(
         self,
-        backbone: str,
+        arch: str,
         num_classes: int,
         class_names: Sequence[str] | None = None,
         weights: str = "auto",
@@ -34,14 +37,16 @@ class GarbageClassifier(pl.LightningModule):
         label_smoothing: float = 0.0,
         eval_splits: Sequence[str] = ("test",),
         preprocessing: dict | None = None,
+        zoo: str | None = None,
     ) -> None:
         super().__init__()
         # Optimizer and scheduler partials stay out of the checkpoint so it loads with weights_only=True.
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.backbone, self.weights_source = create_backbone(backbone, weights)
-        self.head = nn.Linear(get_spec(backbone).feature_dim, num_classes)
+        backbone = create_backbone(arch, weights, zoo)
+        self.backbone, self.weights_source = backbone.module, backbone.weights_source
+        self.head = nn.Linear(backbone.feature_dim, num_classes)
         if freeze_backbone:
             self.backbone.requires_grad_(False)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -87,7 +92,7 @@ class GarbageClassifier(pl.LightningModule):
         """
         pretrained = checkpoint.get("pretrained_layout", self.hparams.weights != "none")
         if pretrained != is_pretrained_source(self.weights_source):
-            self.backbone = build_headless(self.hparams.backbone, pretrained_layout=pretrained)
+            self.backbone = build_headless(self.hparams.arch, pretrained, self.hparams.zoo)
 
     # -- steps ----------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
