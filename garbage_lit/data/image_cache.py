@@ -35,9 +35,8 @@ def decoded_images(samples: Sequence[Sample], image_size: int, resize_size: int,
     """The ``.npy`` file holding ``samples`` decoded and cropped to ``image_size``; filled on first use."""
     samples = list(samples)
     payload = {"kind": "decoded images v2", "images": content_ids(samples), "image_size": image_size,
-               "resize_size": resize_size, "torchvision": torchvision.__version__, "pillow": PIL.__version__}
-    if interpolation != "bilinear":  # keeps the keys (and caches) of bilinear entries written before this option
-        payload["interpolation"] = interpolation
+               "resize_size": resize_size, "interpolation": interpolation, "torchvision": torchvision.__version__,
+               "pillow": PIL.__version__}
 
     def build(folder: Path) -> None:
         array = np.lib.format.open_memmap(folder / IMAGES_FILE, mode="w+", dtype=np.uint8,
