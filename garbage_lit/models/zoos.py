@@ -14,6 +14,7 @@ import math
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 
 import torch
@@ -135,7 +136,7 @@ class TimmZoo:
     name = "timm"
 
     @staticmethod
-    def _timm():
+    def _timm() -> ModuleType:
         try:
             return importlib.import_module("timm")
         except ImportError as exc:
