@@ -14,13 +14,21 @@ import torch
 from torchvision.transforms import InterpolationMode, v2
 
 AUGMENTATIONS = ("paper", "strong")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")  # what torchvision weights and timm pretrained configs name
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
+def interpolation_mode(interpolation: str) -> InterpolationMode:
+    """The torchvision mode named by ``data.interpolation``; an error lists the accepted names."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"data.interpolation={interpolation!r} is not known; choose one of {', '.join(INTERPOLATIONS)}")
+    return InterpolationMode(interpolation)
+
+
 def geometry_transforms(image_size: int = 224, resize_size: int = 256, interpolation: str = "bilinear") -> v2.Compose:
     """Shorter side resized to ``resize_size``, then center-cropped to ``image_size`` (PIL in, PIL out)."""
-    return v2.Compose([v2.Resize(resize_size, InterpolationMode(interpolation), antialias=True),
+    return v2.Compose([v2.Resize(resize_size, interpolation_mode(interpolation), antialias=True),
                        v2.CenterCrop(image_size)])
 
 
@@ -38,7 +46,7 @@ def epoch_transforms(train: bool, rotation_degrees: float = 15.0, mean: Sequence
 def strong_train_transforms(image_size: int = 224, mean: Sequence[float] = IMAGENET_MEAN,
                             std: Sequence[float] = IMAGENET_STD, interpolation: str = "bilinear") -> v2.Compose:
     """RandomResizedCrop, horizontal flip and TrivialAugmentWide, for fine-tuning the whole network."""
-    return v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), interpolation=InterpolationMode(interpolation),
+    return v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), interpolation=interpolation_mode(interpolation),
                                             antialias=True),
                        v2.RandomHorizontalFlip(), v2.TrivialAugmentWide(), *_to_normalized_tensor(mean, std)])
 
