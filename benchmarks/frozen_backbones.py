@@ -1,6 +1,6 @@
 """Benchmark 5: frozen backbones side by side: test accuracy on TrashNet, features/s and parameters.
 
-    python benchmarks/frozen_backbones.py                                   # lite0/1/2 trained, 3 zoo archs timed
+    python benchmarks/frozen_backbones.py --data ../shared/data/trashnet    # lite0/1/2 trained, 3 zoo archs timed
     python benchmarks/frozen_backbones.py --trained efficientnet_lite0 --timed timm:resnet18 --per-class 20
 
 Each ``--trained`` model config is one real ``python -m garbage_lit.train`` run of the paper recipe with
@@ -64,11 +64,12 @@ def main() -> None:
     parser.add_argument("--trained", nargs="*", default=["efficientnet_lite0", "efficientnet_lite1",
                                                          "efficientnet_lite2"],
                         help="efficientnet-lite model configs to train (their weights are offline)")
-    parser.add_argument("--timed", nargs="*", default=["torchvision:mobilenet_v3_small", "torchvision:resnet50",
-                                                       "timm:convnext_nano"])
+    parser.add_argument("--timed", nargs="*", default=["torchvision:mobilenet_v3_small", "timm:resnet18",
+                                                       "timm:efficientnet_b0"],
+                        help="zoo:arch backbones to time with random weights (speed only)")
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=32, help="images per timed forward batch")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=16, help="images per timed forward batch")
+    parser.add_argument("--repeats", type=int, default=2, help="timed batches per backbone (the fastest counts)")
     parser.add_argument("--out", type=Path, default=None, help="folder for the runs (default: a temporary one)")
     args = parser.parse_args()
     work = args.out or workdir("frozen")
