@@ -53,7 +53,8 @@ def find_zoo(arch: str, zoo: str | None = None) -> Zoo:
     close = difflib.get_close_matches(arch, names, n=5, cutoff=0.6)
     where = f"model.zoo={zoo}" if zoo is not None else "any zoo"
     hint = f"; close names: {', '.join(close)}" if close else ""
-    raise ValueError(f"model.arch={arch!r} is not an architecture of {where}{hint}")
+    raise ValueError(f"model.arch={arch!r} is not an architecture of {where}{hint} (every name: "
+                     f"torchvision.models.list_models(module=torchvision.models), timm.list_models())")
 
 
 def backbone_preprocessing(arch: str, zoo: str | None = None) -> Preprocessing:
