@@ -1,8 +1,8 @@
 """Checkpoints: written so that a kill at any moment cannot corrupt them, and loaded back for evaluation,
 prediction or export with the model's classes and preprocessing.
 
-Checkpoints carry the backbone name, class names and evaluation preprocessing in their hyperparameters,
-so nothing else (no training config, no ImageNet weights) is needed to use them.
+Checkpoints carry the backbone's zoo and architecture, class names and evaluation preprocessing in their
+hyperparameters, so nothing else (no training config, no ImageNet weights) is needed to use them.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from garbage_lit.data.transforms import build_transforms
 from garbage_lit.models.classifier import GarbageClassifier
 
 PREPROCESSING_KEYS = ("image_size", "resize_size", "mean", "std")
+DEFAULT_INTERPOLATION = "bilinear"  # checkpoints written before data.interpolation existed were trained with it
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -61,7 +62,11 @@ def load_classifier(ckpt: str | Path) -> GarbageClassifier:
         raise FileNotFoundError(f"ckpt={ckpt}: no such checkpoint file; point ckpt= at a .ckpt written by "
                                 f"training (e.g. outputs/<run>/checkpoints/last.ckpt)")
     try:
-        model = GarbageClassifier.load_from_checkpoint(path, weights="none", map_location="cpu", weights_only=True)
+        hparams = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters") or {}
+        # Checkpoints written before model.arch / model.zoo named the architecture model.backbone.
+        legacy = {"arch": hparams["backbone"]} if "arch" not in hparams and "backbone" in hparams else {}
+        model = GarbageClassifier.load_from_checkpoint(path, weights="none", map_location="cpu", weights_only=True,
+                                                       **legacy)
     except (KeyError, RuntimeError, TypeError) as exc:
         raise ValueError(f"ckpt={path} is not a garbage-lit classifier checkpoint ({type(exc).__name__}: {exc})") \
             from exc
@@ -73,14 +78,17 @@ def load_classifier(ckpt: str | Path) -> GarbageClassifier:
 
 
 def preprocessing_of(model: GarbageClassifier) -> dict:
-    """``image_size``, ``resize_size``, ``mean`` and ``std`` the model was trained with."""
-    return {key: model.hparams.preprocessing[key] for key in PREPROCESSING_KEYS}
+    """``image_size``, ``resize_size``, ``interpolation``, ``mean`` and ``std`` the model was trained with."""
+    recorded = model.hparams.preprocessing
+    return {**{key: recorded[key] for key in PREPROCESSING_KEYS},
+            "interpolation": recorded.get("interpolation", DEFAULT_INTERPOLATION)}
 
 
 def eval_transform(model: GarbageClassifier) -> v2.Compose:
     """The evaluation transform (resize, center crop, to tensor, normalize) the model expects."""
     pre = preprocessing_of(model)
-    return build_transforms(False, pre["image_size"], pre["resize_size"], mean=pre["mean"], std=pre["std"])
+    return build_transforms(False, pre["image_size"], pre["resize_size"], mean=pre["mean"], std=pre["std"],
+                            interpolation=pre["interpolation"])
 
 
 def inference_trainer(output_dir: str | Path | None = None, callbacks: list[pl.Callback] | None = None) -> pl.Trainer:

@@ -16,19 +16,21 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 SAMPLE_DATA = Path(__file__).parent / "sample_data" / "trashnet_mini"
 
 
-def _backbone_normalization(backbone: str, which: str) -> ListConfig:
-    from garbage_lit.models.backbones import get_spec
+PREPROCESSING_RESOLVERS = ("image_size", "resize_size", "interpolation", "mean", "std")
 
-    return OmegaConf.create(list(getattr(get_spec(backbone), which)))
+
+def _backbone_preprocessing(which: str, arch: str, zoo: str | None = None) -> int | str | ListConfig:
+    from garbage_lit.models.backbones import backbone_preprocessing
+
+    value = getattr(backbone_preprocessing(arch, zoo), which)
+    return OmegaConf.create(list(value)) if isinstance(value, tuple) else value
 
 
 def register_resolvers() -> None:
-    """``${gl.sample_data:}``, ``${gl.mean:BACKBONE}``, ``${gl.std:BACKBONE}``."""
-    resolvers = {
-        "gl.sample_data": lambda: str(SAMPLE_DATA),
-        "gl.mean": lambda backbone: _backbone_normalization(backbone, "mean"),
-        "gl.std": lambda backbone: _backbone_normalization(backbone, "std"),
-    }
+    """``${gl.sample_data:}`` and ``${gl.<key>:ARCH[,ZOO]}`` for each key of PREPROCESSING_RESOLVERS."""
+    resolvers = {"gl.sample_data": lambda: str(SAMPLE_DATA)}
+    for which in PREPROCESSING_RESOLVERS:
+        resolvers[f"gl.{which}"] = lambda arch, zoo=None, which=which: _backbone_preprocessing(which, arch, zoo)
     for name, resolver in resolvers.items():
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, resolver)

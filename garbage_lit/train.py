@@ -150,7 +150,7 @@ def _log_to_tensorboard(trainer: pl.Trainer, cfg: DictConfig, model: pl.Lightnin
 def hparams_of(cfg: DictConfig, weights_source: str) -> dict[str, Any]:
     """The flat hyperparameters that tell the jobs of a sweep apart."""
     return {
-        "model": cfg.model.backbone,
+        "model": cfg.model.arch,
         "weights": weights_source,
         "freeze_backbone": cfg.model.freeze_backbone,
         "optimizer": cfg.optim._target_.rsplit(".", 1)[-1],

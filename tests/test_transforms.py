@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from PIL import Image
-from torchvision.transforms import v2
+from torchvision.transforms import InterpolationMode, v2
 
 from garbage_lit.data.transforms import build_transforms
 
@@ -32,3 +33,12 @@ def test_output_is_cropped_and_normalized():
     out = build_transforms(False, image_size=32, resize_size=40, mean=(0.5,) * 3, std=(0.5,) * 3)(_image())
     assert out.shape == (3, 32, 32) and out.dtype == torch.float32
     assert -1.0 <= out.min() < -0.5 and 0.5 < out.max() <= 1.0
+
+
+def test_interpolation_reaches_every_resize_and_unknown_names_the_key():
+    for train, augment in ((False, "paper"), (True, "paper"), (True, "strong")):
+        resize = next(t for t in _steps(build_transforms(train, 32, 40, augment=augment, interpolation="bicubic"))
+                      if isinstance(t, (v2.Resize, v2.RandomResizedCrop)))
+        assert resize.interpolation == InterpolationMode.BICUBIC
+    with pytest.raises(ValueError, match="data.interpolation='lanczos' is not known; choose one of bilinear, bicubic"):
+        build_transforms(False, 32, 40, interpolation="lanczos")

@@ -58,6 +58,7 @@ class GarbageDataModule(pl.LightningDataModule):
         persistent_workers: bool = False,
         image_size: int = 224,
         resize_size: int = 256,
+        interpolation: str = "bilinear",
         rotation_degrees: float = 15.0,
         augment: str = "paper",
         mean: Sequence[float] = IMAGENET_MEAN,
@@ -162,8 +163,8 @@ class GarbageDataModule(pl.LightningDataModule):
     def preprocessing(self) -> dict:
         """The evaluation-time preprocessing, stored in checkpoints so predict needs no config."""
         hp = self.hparams
-        return {"image_size": hp.image_size, "resize_size": hp.resize_size, "mean": list(hp.mean),
-                "std": list(hp.std)}
+        return {"image_size": hp.image_size, "resize_size": hp.resize_size, "interpolation": hp.interpolation,
+                "mean": list(hp.mean), "std": list(hp.std)}
 
     def _require_scan(self) -> ScanResult:
         if self.scan is None:
@@ -198,9 +199,10 @@ class GarbageDataModule(pl.LightningDataModule):
         strong = train and hp.augment == "strong"  # its random crops need the whole image, not the cached crop
         if not hp.image_cache or strong:
             return ImageDataset(samples, build_transforms(train, hp.image_size, hp.resize_size,
-                                                          hp.rotation_degrees, hp.mean, hp.std, hp.augment))
+                                                          hp.rotation_degrees, hp.mean, hp.std, hp.augment,
+                                                          hp.interpolation))
         path = decoded_images(samples, hp.image_size, hp.resize_size, self._cache_dir("image_cache"),
-                              workers=max(hp.num_workers, 1))
+                              workers=max(hp.num_workers, 1), interpolation=hp.interpolation)
         return DecodedImageDataset(path, [s.label for s in samples],
                                    epoch_transforms(train, hp.rotation_degrees, hp.mean, hp.std))
 
@@ -222,7 +224,7 @@ class GarbageDataModule(pl.LightningDataModule):
             if self.trainer is None:
                 return False
             model = self.trainer.lightning_module
-            self.decide_feature_cache(model.backbone, model.hparams.backbone, self.trainer.callbacks)
+            self.decide_feature_cache(model.backbone, model.hparams.arch, self.trainer.callbacks)
         return self._feature_backbone[0] is not None
 
     def _features(self, split: str) -> FeatureDataset:

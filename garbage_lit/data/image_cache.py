@@ -31,16 +31,17 @@ IMAGES_FILE = "images.npy"
 
 
 def decoded_images(samples: Sequence[Sample], image_size: int, resize_size: int, cache_dir: str | Path,
-                   workers: int | None = None) -> Path:
+                   workers: int | None = None, interpolation: str = "bilinear") -> Path:
     """The ``.npy`` file holding ``samples`` decoded and cropped to ``image_size``; filled on first use."""
     samples = list(samples)
     payload = {"kind": "decoded images v2", "images": content_ids(samples), "image_size": image_size,
-               "resize_size": resize_size, "torchvision": torchvision.__version__, "pillow": PIL.__version__}
+               "resize_size": resize_size, "interpolation": interpolation, "torchvision": torchvision.__version__,
+               "pillow": PIL.__version__}
 
     def build(folder: Path) -> None:
         array = np.lib.format.open_memmap(folder / IMAGES_FILE, mode="w+", dtype=np.uint8,
                                           shape=(len(samples), image_size, image_size, 3))
-        geometry = geometry_transforms(image_size, resize_size)
+        geometry = geometry_transforms(image_size, resize_size, interpolation)
 
         def decode(index: int, out: np.ndarray = array) -> None:
             out[index] = np.asarray(geometry(load_rgb(samples[index].path)))

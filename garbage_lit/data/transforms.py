@@ -11,16 +11,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torchvision.transforms import v2
+from torchvision.transforms import InterpolationMode, v2
 
 AUGMENTATIONS = ("paper", "strong")
+INTERPOLATIONS = ("bilinear", "bicubic", "nearest")  # what torchvision weights and timm pretrained configs name
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def geometry_transforms(image_size: int = 224, resize_size: int = 256) -> v2.Compose:
+def interpolation_mode(interpolation: str) -> InterpolationMode:
+    """The torchvision mode named by ``data.interpolation``; an error lists the accepted names."""
+    if interpolation not in INTERPOLATIONS:
+        raise ValueError(f"data.interpolation={interpolation!r} is not known; choose one of {', '.join(INTERPOLATIONS)}")
+    return InterpolationMode(interpolation)
+
+
+def geometry_transforms(image_size: int = 224, resize_size: int = 256, interpolation: str = "bilinear") -> v2.Compose:
     """Shorter side resized to ``resize_size``, then center-cropped to ``image_size`` (PIL in, PIL out)."""
-    return v2.Compose([v2.Resize(resize_size, antialias=True), v2.CenterCrop(image_size)])
+    return v2.Compose([v2.Resize(resize_size, interpolation_mode(interpolation), antialias=True),
+                       v2.CenterCrop(image_size)])
 
 
 def _to_normalized_tensor(mean: Sequence[float], std: Sequence[float]) -> list[v2.Transform]:
@@ -35,16 +44,17 @@ def epoch_transforms(train: bool, rotation_degrees: float = 15.0, mean: Sequence
 
 
 def strong_train_transforms(image_size: int = 224, mean: Sequence[float] = IMAGENET_MEAN,
-                            std: Sequence[float] = IMAGENET_STD) -> v2.Compose:
+                            std: Sequence[float] = IMAGENET_STD, interpolation: str = "bilinear") -> v2.Compose:
     """RandomResizedCrop, horizontal flip and TrivialAugmentWide, for fine-tuning the whole network."""
-    return v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), antialias=True),
+    return v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), interpolation=interpolation_mode(interpolation),
+                                            antialias=True),
                        v2.RandomHorizontalFlip(), v2.TrivialAugmentWide(), *_to_normalized_tensor(mean, std)])
 
 
 def build_transforms(train: bool, image_size: int = 224, resize_size: int = 256, rotation_degrees: float = 15.0,
                      mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                     augment: str = "paper") -> v2.Compose:
-    """Evaluation: resize, center crop, to tensor, normalize.
+                     augment: str = "paper", interpolation: str = "bilinear") -> v2.Compose:
+    """Evaluation: resize (with ``interpolation``), center crop, to tensor, normalize.
 
     Training with ``augment="paper"`` adds the paper's random rotation after the crop; with
     ``augment="strong"`` it uses :func:`strong_train_transforms` instead (see ``experiment=finetune``).
@@ -52,6 +62,6 @@ def build_transforms(train: bool, image_size: int = 224, resize_size: int = 256,
     if augment not in AUGMENTATIONS:
         raise ValueError(f"data.augment={augment!r} is not known; choose one of {', '.join(AUGMENTATIONS)}")
     if train and augment == "strong":
-        return strong_train_transforms(image_size, mean, std)
-    return v2.Compose([geometry_transforms(image_size, resize_size),
+        return strong_train_transforms(image_size, mean, std, interpolation)
+    return v2.Compose([geometry_transforms(image_size, resize_size, interpolation),
                        epoch_transforms(train, rotation_degrees, mean, std)])

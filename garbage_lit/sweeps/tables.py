@@ -28,7 +28,9 @@ def job_settings(job: JobResult) -> dict[str, Any]:
     cfg, overrides = job.config, job.override_dict
     optim = cfg.get("optim") or {}
     lr = optim.get("lr") if isinstance(optim.get("lr"), (int, float)) else cfg.get("lr", overrides.get("lr"))
-    return {"model": (cfg.get("model") or {}).get("backbone", overrides.get("model", "?")),
+    model = cfg.get("model") or {}
+    # model.arch; jobs run before it existed recorded model.backbone
+    return {"model": model.get("arch", model.get("backbone", overrides.get("model", "?"))),
             "batch_size": cfg.get("batch_size", overrides.get("batch_size")),
             "optimizer": optimizer_label(optim) if optim else overrides.get("optim", "?"),
             "lr": lr,
