@@ -22,9 +22,10 @@ import time
 from pathlib import Path
 
 import torch
-from common import default_data, machine, subset, workdir
 
 from garbage_lit.models.backbones import create_backbone
+
+from common import default_data, machine, subset, workdir
 
 REPO = Path(__file__).resolve().parents[1]
 LITE_ZOO = "efficientnet_lite"

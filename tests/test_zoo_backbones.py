@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from conftest import compose_fast_cfg, make_folder_dataset, write_image
 from test_use_model import compose_app
 
 from garbage_lit.data.images import load_rgb
@@ -19,6 +18,9 @@ from garbage_lit.inference import eval_transform, load_classifier
 from garbage_lit.models.backbones import create_backbone
 from garbage_lit.predict import predict
 from garbage_lit.train import train
+
+from helpers.config import compose_fast_cfg
+from helpers.data import make_folder_dataset, write_image
 
 timm = pytest.importorskip("timm", reason="model=timm needs the timm extra: pip install 'garbage-lit[timm]'")
 

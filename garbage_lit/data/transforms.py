@@ -22,7 +22,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def interpolation_mode(interpolation: str) -> InterpolationMode:
     """The torchvision mode named by ``data.interpolation``; an error lists the accepted names."""
     if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"data.interpolation={interpolation!r} is not known; choose one of {', '.join(INTERPOLATIONS)}")
+        raise ValueError(f"data.interpolation={interpolation!r} is not known; "
+                         f"choose one of {', '.join(INTERPOLATIONS)}")
     return InterpolationMode(interpolation)
 
 
@@ -46,8 +47,9 @@ def epoch_transforms(train: bool, rotation_degrees: float = 15.0, mean: Sequence
 def strong_train_transforms(image_size: int = 224, mean: Sequence[float] = IMAGENET_MEAN,
                             std: Sequence[float] = IMAGENET_STD, interpolation: str = "bilinear") -> v2.Compose:
     """RandomResizedCrop, horizontal flip and TrivialAugmentWide, for fine-tuning the whole network."""
-    return v2.Compose([v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), interpolation=interpolation_mode(interpolation),
-                                            antialias=True),
+    crop = v2.RandomResizedCrop(image_size, scale=(0.35, 1.0), interpolation=interpolation_mode(interpolation),
+                                antialias=True)
+    return v2.Compose([crop,
                        v2.RandomHorizontalFlip(), v2.TrivialAugmentWide(), *_to_normalized_tensor(mean, std)])
 
 

@@ -26,7 +26,8 @@ from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 ALWAYS_SHOWN = ("model", "optimizer", "lr", "batch_size")
 # Override keys (as typed on the command line or in hydra.sweeper.params) -> the hparam that shows them.
 HPARAM_OF_OVERRIDE = {
-    "model": "model", "model.arch": "model", "model.backbone": "model", "optim": "optimizer", "optim._target_": "optimizer",
+    "model": "model", "model.arch": "model", "model.zoo": "model", "model.backbone": "model",
+    "optim": "optimizer", "optim._target_": "optimizer",
     "lr": "lr", "optim.lr": "lr", "batch_size": "batch_size", "epochs": "epochs", "seed": "seed",
     "scheduler": "scheduler", "model.freeze_backbone": "freeze_backbone", "model.weights": "weights",
     "data": "data", "data.root": "data",
