@@ -75,6 +75,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _convert_="all",  # plain containers: checkpoints then load with torch.load(weights_only=True)
         num_classes=datamodule.num_classes,
         class_names=datamodule.class_names,
+        class_bins=datamodule.class_bins,
         eval_splits=datamodule.eval_splits,
         preprocessing=datamodule.preprocessing(),
         optimizer=instantiate(cfg.optim),
