@@ -17,8 +17,8 @@ from torch.utils.data import DataLoader, Dataset
 from garbage_lit.data.cache_store import content_ids
 from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_duplicates, summary, write_duplicates
-from garbage_lit.data.groups import class_bins
 from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_features, feature_cache_decision
+from garbage_lit.data.groups import class_bins
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
 from garbage_lit.data.split import read_manifest, stratified_split, write_manifest

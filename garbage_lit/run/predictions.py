@@ -52,7 +52,7 @@ class TestPredictions(pl.Callback):
 
 def write_predictions(path: Path, probs: torch.Tensor, files: list[Path], labels: list[int], root: Path,
                       class_names: list[str]) -> None:
-    """One CSV row per image: its file relative to ``root``, true class, predicted class and that class's probability."""
+    """One CSV row per image: its file relative to ``root``, true class, predicted class, its probability."""
     confidence, predicted = probs.max(dim=1)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as handle:
