@@ -11,6 +11,7 @@ import pytest
 from garbage_lit.run.folder import PREDICTION_COLUMNS, PREDICTIONS_FILE
 from garbage_lit.sweeps.claims import (
     HOLDS,
+    NO_CLAIM,
     NOT_TESTED,
     REVERSED,
     WITHIN_NOISE,
@@ -141,4 +142,12 @@ def test_without_predictions_the_pair_says_why(tmp_path):
     (tmp_path / "1" / PREDICTIONS_FILE).unlink()
     claims = _claims(jobs)
     assert "no per-image predictions" in claims["_pairs"][0]["verdict"]
+    assert claims["ResNet18 beats GoogLeNet"]["verdict"] == NOT_TESTED
+
+
+def test_a_rival_the_paper_never_tried_gets_no_claim(tmp_path):
+    jobs = [_job(tmp_path, 0, "resnet18", 0.003, 40), _job(tmp_path, 1, "efficientnet_lite0", 0.003, 20)]
+    claims = _claims(jobs)
+    (pair,) = claims["_pairs"]
+    assert pair["difference"] == pytest.approx(0.5) and pair["verdict"] == NO_CLAIM
     assert claims["ResNet18 beats GoogLeNet"]["verdict"] == NOT_TESTED
