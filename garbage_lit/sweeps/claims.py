@@ -11,6 +11,7 @@ correctness is its seeds' mean, and the spread of the per-seed differences is sh
 from __future__ import annotations
 
 import statistics
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -231,7 +232,7 @@ def _beats_claim(model_pairs: list[tuple[tuple, dict[str, Any]]], settings: Boot
     files = sorted(set.intersection(*(set(p) for p in paired)))
     pooled = [statistics.fmean(p[f][0] - p[f][1] for p in paired) for f in files]
     mean, low, high = bootstrap_mean(pooled, settings)
-    tally = ", ".join(f"{n} {v}" for v, n in _count(r["verdict"] for _, r in tested).items())
+    tally = ", ".join(f"{n} {v}" for v, n in Counter(r["verdict"] for _, r in tested).items())
     return _claim(claim, verdict(low, high),
                   f"resnet18 - googlenet = {mean:+.4f} [{low:+.4f}, {high:+.4f}] ({settings.confidence:.0%} "
                   f"paired bootstrap over {len(files)} test images, mean of {len(tested)} one-factor pair(s): "
@@ -246,7 +247,7 @@ def _faster_claim(model_pairs: list[tuple[str, Configuration, Configuration]]) -
     if not speeds:
         return _claim(claim, NOT_TESTED, "needs resnet18 and googlenet configurations that differ only in model")
     verdicts = [HOLDS if x < y else REVERSED if x > y else WITHIN_NOISE for x, y in speeds]
-    counts = _count(verdicts)
+    counts = Counter(verdicts)
     overall = _overall(counts)
     epochs = max(c.num_epochs for _, a, b in model_pairs for c in (a, b))
     return _claim(claim, overall,
@@ -281,14 +282,7 @@ def _best_setting_claim(configs: Sequence[Configuration], settings: Bootstrap) -
                   f"best ({best.label}, {statistics.fmean(best.final(TEST_ACC)):.4f}) = {interval}")
 
 
-def _count(verdicts: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for v in verdicts:
-        counts[v] = counts.get(v, 0) + 1
-    return counts
-
-
-def _overall(counts: dict[str, int]) -> str:
+def _overall(counts: Counter) -> str:
     """One verdict from per-pair ones: holds / reversed when all decided pairs agree, mixed when they do not."""
     if counts.get(HOLDS) and counts.get(REVERSED):
         return MIXED
