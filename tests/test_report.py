@@ -213,3 +213,12 @@ def test_other_swept_keys_become_columns_and_seeds_pool():
     assert [(c.settings["data.image_size"], len(c.jobs)) for c in configs] == [("32", 2), ("64", 1)]
     assert configs[0].settings["lr"] == 0.01  # a number in optim.lr wins over the top-level lr
     assert configs[0].final("test/acc") == [0.0, 0.1]
+
+
+def test_a_reference_entry_without_its_setting_is_refused(tmp_path):
+    reference = tmp_path / "reference.yaml"
+    reference.write_text(yaml.safe_dump({"configurations": [{"model": "resnet18", "epochs": {0: {"test/acc": 0.5}}}]}))
+    with pytest.raises(ValueError, match=r"reference.yaml: configurations\[0\] lacks batch_size, optimizer, lr"):
+        load_reference(reference)
+    with pytest.raises(FileNotFoundError, match="no paper reference file"):
+        load_reference(tmp_path / "missing.yaml")
