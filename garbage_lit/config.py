@@ -56,6 +56,8 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "data.num_workers": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
     "data.feature_cache": (lambda v: v in (True, False, "auto"), "true, false or auto"),
     "data.feature_cache_views": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "data.groups": (lambda v: isinstance(v, (str, DictConfig)),
+                    "a YAML (class: bin) or CSV (class,bin) file, a {class: bin} mapping, or null for no bins"),
     "trainer.num_nodes": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "callbacks.mid_epoch_checkpoint.every_n_train_steps": (
         lambda v: _integer(v) and v >= 1, "an integer >= 1, or callbacks.mid_epoch_checkpoint=null to disable"),

@@ -3,7 +3,9 @@
     python -m garbage_lit.evaluate ckpt=outputs/<run>/checkpoints/last.ckpt data=folder data.root=/path/to/data
 
 The run folder gets ``evaluation.json`` (accuracy, macro recall and F1, per-class precision / recall /
-F1, confusion matrix, most-confused pairs), ``per_class.csv`` and ``confusion_matrix.png``.
+F1, confusion matrix, most-confused pairs), ``per_class.csv`` and ``confusion_matrix.png``. When the
+model's classes have waste bins (garbage_classify's groups, the ``data.groups`` the model was trained with,
+or ``data.groups`` given here) it also reports bin accuracy and per-bin recall.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ from torchmetrics.functional.classification import (
 from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
 from garbage_lit.config import register_resolvers
 from garbage_lit.data.dataset import ImageDataset
+from garbage_lit.data.groups import bin_metrics, class_bins
 from garbage_lit.data.scan import Sample
 from garbage_lit.plots import confusion_figure
-from garbage_lit.run.folder import ACC, F1, RECALL, metric_key, write_json_atomic
+from garbage_lit.run.folder import ACC, BIN_ACC, BIN_RECALL, F1, RECALL, metric_key, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +52,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model = load_classifier(cfg.ckpt)
-    datamodule = instantiate(cfg.data, **preprocessing_of(model))  # the data module records what the model expects
+    groups = cfg.data.get("groups")
+    # Bins belong to the model's classes (the data may hold only some of them), so the data module gets none.
+    bins = class_bins(model.class_names, groups) if groups is not None else model.class_bins
+    datamodule = instantiate(cfg.data, groups=None, **preprocessing_of(model))  # records what the model expects
     datamodule.setup("test")
     samples = datamodule.scan.samples if cfg.split == "all" else datamodule.splits[cfg.split]
     if not samples:
@@ -61,7 +67,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
                         num_workers=cfg.num_workers)
     probs = torch.cat(inference_trainer(output_dir).predict(model, dataloaders=loader))
     targets = torch.tensor([s.label for s in samples])
-    report = classification_report(probs, targets, model.class_names, cfg.top_confused, cfg.split)
+    report = classification_report(probs, targets, model.class_names, cfg.top_confused, cfg.split, bins)
     report = {"checkpoint": str(Path(cfg.ckpt).resolve()), "data": str(datamodule.root),
               "layout": datamodule.hparams.layout, "split": cfg.split, **report,
               "config": OmegaConf.to_container(cfg, resolve=True)}
@@ -89,10 +95,12 @@ def map_labels(dataset_classes: Sequence[str], used_labels: Sequence[int],
 
 
 def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_names: Sequence[str],
-                          top_confused: int = 10, split: str = "all") -> dict[str, Any]:
+                          top_confused: int = 10, split: str = "all",
+                          bins: Sequence[str] | None = None) -> dict[str, Any]:
     """Accuracy, macro recall/F1 (over the classes present in ``targets``), per-class metrics, confusion.
 
-    The summary metrics are keyed ``<split>/acc``, ``<split>/recall``, ``<split>/f1``, as in metrics.json.
+    The summary metrics are keyed ``<split>/acc``, ``<split>/recall``, ``<split>/f1``, as in metrics.json;
+    with ``bins`` (each class's waste bin) also ``<split>/bin_acc`` and ``<split>/bin_recall/<bin>``.
 
     Macro averages skip classes with no images in the evaluated data, so a subset of the model's
     classes is not penalised for classes it cannot contain.
@@ -113,6 +121,7 @@ def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_name
         metric_key(split, ACC): multiclass_accuracy(preds, targets, num_classes, average="micro").item(),
         metric_key(split, RECALL): per_class["recall"][present].mean().item(),
         metric_key(split, F1): per_class["f1"][present].mean().item(),
+        **(bin_metrics(confusion, bins, split) if bins else {}),
         "classes_evaluated": int(present.sum()),
         "per_class": [
             {"class": name, "support": int(support[i]), "predicted": int(predicted[i]),
@@ -160,7 +169,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [f"{report['checkpoint']} on {report['data']} ({report['split']}, {report['images']} images, "
              f"{report['classes_evaluated']} classes)",
              f"accuracy {report[metric_key(split, ACC)]:.4f}   macro recall {report[metric_key(split, RECALL)]:.4f}   "
-             f"macro F1 {report[metric_key(split, F1)]:.4f}", "",
+             f"macro F1 {report[metric_key(split, F1)]:.4f}",
+             *_bin_lines(report, split), "",
              f"{'class':<{width}}  support  predicted  precision  recall      f1"]
     lines += [f"{row['class']:<{width}}  {row['support']:>7}  {row['predicted']:>9}  {row['precision']:>9.3f}  "
               f"{row['recall']:>6.3f}  {row['f1']:>6.3f}" for row in report["per_class"]]
@@ -169,6 +179,15 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [f"  {p['true']} -> {p['predicted']}: {p['count']} ({p['share_of_true']:.1%})"
                   for p in report["most_confused"]]
     return "\n".join(lines)
+
+
+def _bin_lines(report: dict[str, Any], split: str) -> list[str]:
+    """``bin accuracy 0.93   bin recall: other 0.50, recyclable 0.99`` when the report has bin metrics."""
+    if metric_key(split, BIN_ACC) not in report:
+        return []
+    prefix = metric_key(split, BIN_RECALL) + "/"
+    recalls = ", ".join(f"{key[len(prefix):]} {value:.4f}" for key, value in report.items() if key.startswith(prefix))
+    return [f"bin accuracy {report[metric_key(split, BIN_ACC)]:.4f}   bin recall: {recalls}"]
 
 
 @hydra.main(version_base="1.3", config_path="pkg://garbage_lit.conf", config_name="evaluate")

@@ -5,8 +5,10 @@
 
 Writes into the sweep folder: ``report.md`` (everything below), ``paper_table.csv`` (per-epoch train/test
 loss and accuracy per configuration, as the paper's figure 6), ``summary.csv`` (final test accuracy and
-macro recall, mean ± std over seeds), ``paper_comparison.csv``, ``jobs.csv`` (every job, failed and
-missing ones included), ``learning_curves.png`` and ``accuracy_comparison.png``.
+macro recall, bin metrics when recorded, mean ± std over seeds), ``paper_comparison.csv`` (the paper's
+figures 6 and 7 beside ours), ``claims.csv`` (the paper's conclusions with our verdicts), ``claim_pairs.csv``
+(every one-factor pair: difference in final test accuracy, bootstrap interval, verdict), ``learning_speed.csv``,
+``jobs.csv`` (every job, failed and missing ones included), ``learning_curves.png`` and ``accuracy_comparison.png``.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 from garbage_lit.run.folder import COMPLETED, TEST_ACC, TEST_RECALL
-from garbage_lit.sweeps.paper import REFERENCE_PATH, comparison_table, load_reference
+from garbage_lit.sweeps.claims import Bootstrap, Claims, judge_claims
+from garbage_lit.sweeps.paper import REFERENCE_PATH, comparison_table, load_reference, weights_line
 from garbage_lit.sweeps.plots import accuracy_comparison_figure, learning_curves_figure
 from garbage_lit.sweeps.results import JobResult, load_sweep
 from garbage_lit.sweeps.tables import (
     Configuration,
+    bin_keys,
     common_split,
     group_configurations,
     jobs_table,
@@ -49,6 +53,7 @@ class SweepReport:
     reference: dict[str, Any]
     split_sha256: str | None
     other_split_jobs: list[JobResult]
+    claims: Claims
 
     @property
     def unfinished(self) -> list[JobResult]:
@@ -65,15 +70,29 @@ class SweepReport:
         return [job.rerun_command() for job in self.unfinished]
 
     def summary_markdown(self) -> str:
-        return markdown_table(self.summary_rows, self._setting_columns() + SUMMARY_COLUMNS)
+        return markdown_table(self.summary_rows,
+                              self._setting_columns() + SUMMARY_COLUMNS + bin_keys(self.configurations))
 
     def epochs_markdown(self) -> str:
         return markdown_table(_paired_epochs(self.paper_rows), None)
 
     def comparison_markdown(self) -> str:
-        return _reference_note(self.reference) + "\n\n" + markdown_table(
-            self.comparison_rows, ["model", "batch_size", "optimizer", "lr", "epoch", "metric", "paper", "ours",
-                                   "difference", "note"])
+        return _reference_note(self.reference) + "\n\n" + weights_line(self.jobs, self.reference) + "\n\n" + \
+            markdown_table(self.comparison_rows, ["figure", "model", "batch_size", "optimizer", "lr", "epoch",
+                                                  "metric", "paper", "ours", "difference", "weights", "note"])
+
+    def claims_markdown(self) -> str:
+        """Each of the paper's conclusions with our verdict and numbers, then the pairs and speeds behind them."""
+        boot = self.claims.bootstrap
+        claims = [f"- **{row['claim']}**: {row['verdict']}. {row['numbers']}" for row in self.claims.claim_rows]
+        return "\n".join([
+            *claims, "",
+            f"Verdicts compare the paper's choice with the other value (paper's choice minus other): *holds* when "
+            f"the {boot.confidence:.0%} interval of a paired bootstrap over the test images ({boot.resamples} "
+            f"resamples) is above 0, *reversed* when below 0, else *within noise*. low/high: that interval; seed "
+            f"spread: std over seeds of the per-seed difference.", "",
+            "### One-factor pairs (final test accuracy)", "", markdown_table(self.claims.pair_rows, None), "",
+            "### Learning speed", "", markdown_table(self.claims.speed_rows, None)])
 
     def unfinished_markdown(self) -> str:
         if not self.unfinished:
@@ -92,7 +111,8 @@ class SweepReport:
                  "## Summary (sorted by final test accuracy; mean ± std over seeds)", "", self.summary_markdown(), "",
                  "## Per-epoch train and test loss / accuracy (as the paper's figure 6; mean over seeds)", "",
                  self.epochs_markdown(), "",
-                 "## The paper's numbers beside ours", "", self.comparison_markdown(), ""]
+                 "## The paper's numbers beside ours", "", self.comparison_markdown(), "",
+                 "## Claims: the paper's conclusions on this sweep's data", "", self.claims_markdown(), ""]
         if self.unfinished:
             parts += ["## Jobs that did not complete", "", self.unfinished_markdown(), ""]
         parts += ["![learning curves](learning_curves.png)", "", "![accuracy](accuracy_comparison.png)", ""]
@@ -102,8 +122,9 @@ class SweepReport:
         return list(self.configurations[0].settings) if self.configurations else []
 
 
-def build_report(sweep_dir: str | Path, reference_path: str | Path = REFERENCE_PATH) -> SweepReport:
-    """Read the sweep in ``sweep_dir`` and compute every table of the report."""
+def build_report(sweep_dir: str | Path, reference_path: str | Path = REFERENCE_PATH,
+                 bootstrap: Bootstrap = Bootstrap()) -> SweepReport:
+    """Read the sweep in ``sweep_dir`` and compute every table of the report (claims with ``bootstrap``)."""
     sweep_dir = Path(sweep_dir).resolve()
     jobs = load_sweep(sweep_dir)
     configs = group_configurations(jobs)
@@ -111,7 +132,7 @@ def build_report(sweep_dir: str | Path, reference_path: str | Path = REFERENCE_P
     split_sha256, other_split = common_split(jobs)
     return SweepReport(sweep_dir, jobs, configs, paper_table(configs), summary_table(configs),
                        comparison_table(configs, reference), jobs_table(jobs, split_sha256), reference,
-                       split_sha256, other_split)
+                       split_sha256, other_split, judge_claims(configs, bootstrap))
 
 
 def write_report(report: SweepReport, out_dir: str | Path | None = None) -> dict[str, Path]:
@@ -119,13 +140,17 @@ def write_report(report: SweepReport, out_dir: str | Path | None = None) -> dict
     out = Path(out_dir) if out_dir else report.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
     files = {name: out / name for name in ("report.md", "summary.csv", "paper_table.csv", "paper_comparison.csv",
-                                           "jobs.csv", "learning_curves.png", "accuracy_comparison.png")}
+                                           "claims.csv", "claim_pairs.csv", "learning_speed.csv", "jobs.csv",
+                                           "learning_curves.png", "accuracy_comparison.png")}
     files["report.md"].write_text(report.markdown(), encoding="utf-8")
     summary_columns = [c for c in report.summary_rows[0] if not c.endswith("± std")] \
         if report.summary_rows else []
     write_csv(files["summary.csv"], report.summary_rows, summary_columns)
     write_csv(files["paper_table.csv"], report.paper_rows)
     write_csv(files["paper_comparison.csv"], report.comparison_rows)
+    write_csv(files["claims.csv"], report.claims.claim_rows)
+    write_csv(files["claim_pairs.csv"], report.claims.pair_rows)
+    write_csv(files["learning_speed.csv"], report.claims.speed_rows)
     write_csv(files["jobs.csv"], report.job_rows)
     for name, make in (("learning_curves.png", learning_curves_figure),
                        ("accuracy_comparison.png", accuracy_comparison_figure)):
@@ -211,9 +236,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reference", type=Path, default=REFERENCE_PATH,
                         help=f"the paper's numbers (default: the bundled {REFERENCE_PATH.name})")
     parser.add_argument("--out", type=Path, default=None, help="where to write the files (default: the sweep folder)")
+    defaults = Bootstrap()
+    parser.add_argument("--resamples", type=int, default=defaults.resamples,
+                        help=f"bootstrap resamples of the test images for the claims (default {defaults.resamples})")
+    parser.add_argument("--confidence", type=float, default=defaults.confidence,
+                        help=f"the claims' interval (default {defaults.confidence})")
+    parser.add_argument("--bootstrap-seed", type=int, default=defaults.seed, help="seed of the bootstrap resampling")
     args = parser.parse_args(argv)
+    if args.resamples < 1 or not 0 < args.confidence < 1:
+        parser.error(f"--resamples={args.resamples} must be >= 1 and --confidence={args.confidence} in (0, 1)")
     try:
-        report = build_report(args.sweep_dir, args.reference)
+        report = build_report(args.sweep_dir, args.reference,
+                              Bootstrap(args.resamples, args.confidence, args.bootstrap_seed))
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -75,6 +75,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         _convert_="all",  # plain containers: checkpoints then load with torch.load(weights_only=True)
         num_classes=datamodule.num_classes,
         class_names=datamodule.class_names,
+        class_bins=datamodule.class_bins,
         eval_splits=datamodule.eval_splits,
         preprocessing=datamodule.preprocessing(),
         optimizer=instantiate(cfg.optim),
@@ -142,8 +143,9 @@ def _log_to_tensorboard(trainer: pl.Trainer, cfg: DictConfig, model: pl.Lightnin
         figure = confusion_figure(final["confusion_matrix"], model.class_names)
         logger.experiment.add_figure(metric_key(TEST, "confusion_matrix"), figure, global_step=trainer.global_step)
         # The metrics' values are the test/* scalars trainer.test just logged (HParams shows a tag's last value).
+        bins = [key for key in final if key.startswith(metric_key(TEST, "bin_"))]  # with data.groups
         log_hparams(logger, hparams_of(cfg, model.weights_source),  # swept columns shown first
-                    metrics=(TEST_ACC, TEST_RECALL, metric_key(TEST, LOSS)))
+                    metrics=(TEST_ACC, TEST_RECALL, metric_key(TEST, LOSS), *bins))
         logger.finalize("success")
 
 

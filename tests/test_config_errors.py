@@ -50,6 +50,7 @@ def test_misspelt_nested_key_hint():
      "data.test_ratio=0 is not allowed: data.test_ratio must be a number strictly between 0 and 1"),
     ("data.test_ratio=1.5", "data.test_ratio=1.5 is not allowed"),
     ("epochs=0", "epochs=0 is not allowed: epochs must be an integer >= 1"),
+    ("data.groups=3", "data.groups=3 is not allowed: data.groups must be a YAML"),
 ])
 def test_bad_values_stop_before_training(make_cfg, folder_dataset, tmp_path, override, message):
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", override)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import subprocess
@@ -38,6 +39,11 @@ def test_two_process_ddp_on_cpu_matches_one_process(folder_dataset, make_cfg, tm
     assert [e["epoch"] for e in metrics["epochs"]] == [0, 1]
     # Synchronised metrics: the test result covers all 6 test images, not one process's 3.
     assert sum(map(sum, metrics["final"]["confusion_matrix"])) == 6
+    # Per-image predictions gathered from both ranks, each test image once, in the data module's order.
+    with (run / "test_predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len({r["file"] for r in rows}) == len(rows) == 6
+    assert sum(r["label"] == r["predicted"] for r in rows) / 6 == pytest.approx(metrics["final"][TEST_ACC])
     # Only rank 0 (the launched process) wrote TensorBoard events and checkpoints.
     events = list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert events and {e.name.rsplit(".", 2)[1] for e in events} == {str(proc.pid)}

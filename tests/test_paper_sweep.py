@@ -64,7 +64,8 @@ def test_report_cli_on_the_sweep(tiny_sweep, capsys):
     out = capsys.readouterr().out
     assert "2 of 4 jobs completed" in out
     assert "## Summary" in out and "epoch 1 train/loss / acc" in out and "epoch 0 test/loss / acc" in out
-    assert "## The paper's numbers beside ours" in out and "not transcribed" in out
+    assert "## The paper's numbers beside ours" in out and "Weights: ours none (random init)" in out
+    assert "## Claims" in out and "ResNet18 beats GoogLeNet (final test accuracy)**: not tested by this sweep" in out
     assert "every job that recorded one used the same split" in out
     report = build_report(sweep)
     ok, failed = report.summary_rows
@@ -74,8 +75,9 @@ def test_report_cli_on_the_sweep(tiny_sweep, capsys):
     assert (failed["batch_size"], failed["status"], failed["n"]) == (1000, "2 failed", 0)
     for command in report.rerun_commands():
         assert command in out and "batch_size=1000" in command
-    for name in ("report.md", "summary.csv", "paper_table.csv", "paper_comparison.csv", "jobs.csv",
-                 "learning_curves.png", "accuracy_comparison.png"):
+    for name in ("report.md", "summary.csv", "paper_table.csv", "paper_comparison.csv", "claims.csv",
+                 "claim_pairs.csv", "learning_speed.csv", "jobs.csv", "learning_curves.png",
+                 "accuracy_comparison.png"):
         assert (sweep / name).stat().st_size > 0, name
 
 
@@ -104,7 +106,8 @@ def test_notebook_runs_headless_on_the_sweep(tiny_sweep, monkeypatch):
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert f"2 of 4 jobs completed in {sweep}" in text
     assert "| test/acc ± std | test/recall ± std |" in text
-    assert "epoch 0 train/loss / acc" in text and "paper value not transcribed" in text
+    assert "epoch 0 train/loss / acc" in text and "trained from a random init" in text
+    assert "Best setting: resnet18, batch 32, SGD, lr 0.003" in text  # the Claims section
     assert "best job 2:" in text or "best job 3:" in text
     assert "batch_size=1000" in text  # the failed jobs and their re-run commands
     images = [o for o in outputs if "image/png" in o.get("data", {})]

@@ -12,9 +12,11 @@ import pytest
 import yaml
 
 from garbage_lit.report import build_report, main, write_report
-from garbage_lit.sweeps.paper import load_reference
+from garbage_lit.sweeps.paper import RANDOM_INIT_NOTE, load_reference
 from garbage_lit.sweeps.results import load_sweep, planned_jobs
 from garbage_lit.sweeps.tables import mean_std, optimizer_label
+
+from helpers.data import require_shared
 
 SHA = "a" * 64
 
@@ -125,10 +127,27 @@ def test_a_different_split_is_flagged(sweep):
     assert same == {0: True, 1: False, 2: None, 3: True, 4: None, 5: None}
 
 
-def test_paper_comparison_uses_the_reference_and_keeps_unmatched_rows(sweep, tmp_path):
+def test_bundled_reference_holds_figure_6_as_transcribed_and_figure_7():
+    figure6 = require_shared("..", "paper", "figure6.csv")
     bundled = load_reference()
-    assert bundled["transcribed"] is False  # nothing invented: the bundled values are null until transcribed
-    assert all(v is None for c in bundled["configurations"] for e in c["epochs"].values() for v in e.values())
+    assert bundled["transcribed"] is True
+    entries = {(c["figure"], c["model"]): c for c in bundled["configurations"]}
+    with figure6.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 4
+    for row in rows:
+        entry = entries["figure 6", row["model"]]
+        assert (entry["batch_size"], entry["optimizer"], entry["lr"]) == (int(row["batch_size"]), row["optim"],
+                                                                           float(row["lr"]))
+        values = entry["epochs"][int(row["epoch"])]
+        for column in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            assert values[column.replace("_", "/")] == float(row[column])
+    figure7 = entries["figure 7", "resnet18"]
+    assert figure7["epochs"][9]["test/acc"] == pytest.approx(91 / 95)
+    assert "95-image" in figure7["note"]
+
+
+def test_paper_comparison_uses_the_reference_and_keeps_unmatched_rows(sweep, tmp_path):
     reference = tmp_path / "reference.yaml"   # made-up test values, not the paper's
     reference.write_text(yaml.safe_dump({"transcribed": True, "source": "test", "configurations": [
         {"model": "resnet18", "batch_size": 32, "optimizer": "SGD", "lr": 0.003,
@@ -141,12 +160,26 @@ def test_paper_comparison_uses_the_reference_and_keeps_unmatched_rows(sweep, tmp
     assert by_key["resnet18", 1, "train/loss"]["note"] == "paper value not transcribed"
     google = by_key["googlenet", 0, "test/acc"]
     assert google["ours"] is None and google["note"] == "configuration not in this sweep"
+    assert by_key["resnet18", 1, "test/acc"]["weights"] == "imagenet (resnet18)"
+    assert "Weights: ours imagenet (resnet18)" in build_report(sweep, reference).markdown()
+
+
+def test_random_init_rows_are_marked_not_comparable(sweep):
+    for num in (0, 1, 3):
+        path = sweep / str(num) / "metrics.json"
+        metrics = json.loads(path.read_text())
+        path.write_text(json.dumps({**metrics, "weights_source": "none (random init)"}))
+    report = build_report(sweep)
+    ours = [r for r in report.comparison_rows if r["ours"] is not None]
+    assert ours and all(RANDOM_INIT_NOTE in r["note"] for r in ours)
+    assert "trained from a random init" in report.markdown()
 
 
 def test_write_report_files_and_cli(sweep, capsys):
     files = write_report(build_report(sweep))
     assert {p.name for p in files.values()} == {"report.md", "summary.csv", "paper_table.csv",
-                                               "paper_comparison.csv", "jobs.csv", "learning_curves.png",
+                                               "paper_comparison.csv", "claims.csv", "claim_pairs.csv",
+                                               "learning_speed.csv", "jobs.csv", "learning_curves.png",
                                                "accuracy_comparison.png"}
     for name in ("learning_curves.png", "accuracy_comparison.png"):
         assert files[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -180,3 +213,12 @@ def test_other_swept_keys_become_columns_and_seeds_pool():
     assert [(c.settings["data.image_size"], len(c.jobs)) for c in configs] == [("32", 2), ("64", 1)]
     assert configs[0].settings["lr"] == 0.01  # a number in optim.lr wins over the top-level lr
     assert configs[0].final("test/acc") == [0.0, 0.1]
+
+
+def test_a_reference_entry_without_its_setting_is_refused(tmp_path):
+    reference = tmp_path / "reference.yaml"
+    reference.write_text(yaml.safe_dump({"configurations": [{"model": "resnet18", "epochs": {0: {"test/acc": 0.5}}}]}))
+    with pytest.raises(ValueError, match=r"reference.yaml: configurations\[0\] lacks batch_size, optimizer, lr"):
+        load_reference(reference)
+    with pytest.raises(FileNotFoundError, match="no paper reference file"):
+        load_reference(tmp_path / "missing.yaml")

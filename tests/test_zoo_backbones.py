@@ -14,7 +14,7 @@ from test_use_model import compose_app
 from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export, sidecar_path
-from garbage_lit.inference import eval_transform, load_classifier
+from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.models.backbones import create_backbone
 from garbage_lit.predict import predict
 from garbage_lit.train import train

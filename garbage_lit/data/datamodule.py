@@ -18,6 +18,7 @@ from garbage_lit.data.cache_store import content_ids
 from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_duplicates, summary, write_duplicates
 from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_features, feature_cache_decision
+from garbage_lit.data.groups import class_bins
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
 from garbage_lit.data.split import read_manifest, stratified_split, write_manifest
@@ -36,6 +37,9 @@ class GarbageDataModule(pl.LightningDataModule):
     ``split_manifest``. Byte-identical images are listed in ``duplicates.csv``; ``dedupe=True``
     leaves out the training-side copies (see :mod:`garbage_lit.data.duplicates`), the manifest
     still records the split before that.
+
+    ``groups`` maps classes to waste bins (a dict, or a YAML / CSV file; see :mod:`garbage_lit.data.groups`);
+    garbage_classify's ``group/item`` classes have bins without it. ``class_bins`` is then the bin of each class.
 
     ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. ``feature_cache`` (true,
     false, auto) makes the training loaders serve cached features of the trainer's model's frozen
@@ -70,6 +74,7 @@ class GarbageDataModule(pl.LightningDataModule):
         feature_cache: bool | str = False,
         feature_cache_views: int = 5,
         cache_dir: str | Path | None = None,
+        groups: str | Path | dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -78,6 +83,7 @@ class GarbageDataModule(pl.LightningDataModule):
         self.scan: ScanResult | None = None
         self.splits: dict[str, list[Sample]] = {}
         self.manifest_sha256: str | None = None
+        self.class_bins: list[str] | None = None
         self.duplicates: list[DuplicateGroup] = []
         self._feature_backbone: tuple[nn.Module, str] | None = None
         self._feature_sets: dict[str, FeatureDataset] = {}
@@ -88,6 +94,7 @@ class GarbageDataModule(pl.LightningDataModule):
             return
         hp = self.hparams
         scan = scan_dataset(self.root, hp.layout)
+        self.class_bins = class_bins(scan.class_names, hp.groups)
         self._report_problems(scan.problems)
         if hp.split_manifest:
             assignment = read_manifest(Path(hp.split_manifest), self.root, scan.samples, scan.class_names)

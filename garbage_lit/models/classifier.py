@@ -11,6 +11,7 @@ from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix, MulticlassRecall
 
+from garbage_lit.data.groups import bin_metrics
 from garbage_lit.models.backbones import build_headless, create_backbone, is_pretrained_source
 from garbage_lit.run.folder import ACC, LOSS, RECALL, TEST, TRAIN, metric_key
 
@@ -23,7 +24,8 @@ class GarbageClassifier(pl.LightningModule):
 
     ``optimizer`` and ``scheduler`` are partials (Hydra ``_partial_: true``) that receive the
     trainable parameters. Batches hold images or, from the feature cache, ``{"features": ...}``
-    (pooled backbone features), which skip the backbone.
+    (pooled backbone features), which skip the backbone. With ``class_bins`` (the waste bin of each class)
+    the evaluated splits also get bin accuracy and per-bin recall (``test/bin_acc``, ``test/bin_recall/<bin>``).
     """
 
     def __init__(
@@ -39,6 +41,7 @@ class GarbageClassifier(pl.LightningModule):
         eval_splits: Sequence[str] = ("test",),
         preprocessing: dict | None = None,
         zoo: str | None = None,
+        class_bins: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         # Optimizer and scheduler partials stay out of the checkpoint so it loads with weights_only=True.
@@ -53,6 +56,7 @@ class GarbageClassifier(pl.LightningModule):
         self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.eval_splits = list(eval_splits)
+        self.class_bins = list(class_bins) if class_bins else None
 
         def summary() -> MetricCollection:
             return MetricCollection({ACC: MulticlassAccuracy(num_classes, average="micro"),
@@ -122,12 +126,16 @@ class GarbageClassifier(pl.LightningModule):
                       add_dataloader_idx=False)
         self.eval_confusion[split].update(logits, targets)
 
-    def test_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int) -> None:
-        """The final evaluation of the chosen checkpoint on the test split (logged as ``test/...``)."""
+    def test_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """The final evaluation of the chosen checkpoint on the test split (logged as ``test/...``).
+
+        Returns the batch's class probabilities, for callbacks that keep per-image predictions.
+        """
         loss, logits, targets = self.model_step(batch)
         self.log(metric_key(TEST, LOSS), loss, on_epoch=True, batch_size=len(targets), sync_dist=True)
         self.final_metrics.update(logits, targets)
         self.final_confusion.update(logits, targets)
+        return logits.softmax(dim=-1)
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
         """Class probabilities for the images of ``batch`` (a tensor, or a tuple/list starting with one)."""
@@ -137,24 +145,32 @@ class GarbageClassifier(pl.LightningModule):
     # -- epoch ends -----------------------------------------------------------------------------
     def on_validation_epoch_end(self) -> None:
         for split in self.eval_splits:
-            per_class = self._per_class_accuracy(self.eval_confusion[split].compute())
+            confusion = self.eval_confusion[split].compute()
+            per_class = self._per_class_accuracy(confusion)
             self.eval_confusion[split].reset()
             if not self.trainer.sanity_checking:
                 self.log_dict({f"{split}_per_class_acc/{name}": value
                                for name, value in per_class.items() if value is not None})
+                self.log_dict(self._bin_metrics(confusion, split))
 
     def on_test_epoch_end(self) -> None:
         summary = self.final_metrics.compute()
         confusion = self.final_confusion.compute()
         self.final_metrics.reset()
         self.final_confusion.reset()
-        self.log_dict({metric_key(TEST, k): v for k, v in summary.items()})
+        bins = self._bin_metrics(confusion, TEST)
+        self.log_dict({**{metric_key(TEST, k): v for k, v in summary.items()}, **bins})
         self.final_results = {
             metric_key(TEST, ACC): summary[ACC].item(),
             metric_key(TEST, RECALL): summary[RECALL].item(),
+            **bins,
             "per_class_acc": self._per_class_accuracy(confusion),
             "confusion_matrix": confusion.tolist(),
         }
+
+    def _bin_metrics(self, confusion: torch.Tensor, split: str) -> dict[str, float]:
+        """Bin accuracy and per-bin recall of ``split`` (none without ``class_bins``)."""
+        return bin_metrics(confusion, self.class_bins, split) if self.class_bins else {}
 
     def _per_class_accuracy(self, confusion: torch.Tensor) -> dict[str, float | None]:
         """Recall of each class from a confusion matrix; None for classes absent from the data."""

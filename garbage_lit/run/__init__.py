@@ -3,6 +3,8 @@
 * :mod:`~garbage_lit.run.folder`: the folder's file names, status values and metric keys; reading and
   atomically writing ``metrics.json``; recording a failure.
 * :mod:`~garbage_lit.run.recorder`: the callback that keeps ``metrics.json`` current while training.
+* :mod:`~garbage_lit.run.predictions`: the callback that writes ``test_predictions.csv`` (every test image's
+  prediction from the final test), and reading it back.
 * :mod:`~garbage_lit.run.resume`: finding the run ``resume=true`` / ``ckpt_path`` continues.
 * :mod:`~garbage_lit.run.launch`: per-job set-up (GPU per sweep job, DataLoader workers, DDP ranks).
 * :mod:`~garbage_lit.run.provenance`: what produced a result.

@@ -20,6 +20,8 @@ FAILURE_FILE = "failure.log"
 PROBLEMS_FILE = "data_problems.csv"
 DUPLICATES_FILE = "duplicates.csv"
 POINTER_FILE = "resumed_in.txt"      # left in a launch's own folder when it continued another run
+PREDICTIONS_FILE = "test_predictions.csv"  # the final test of the chosen checkpoint, one row per test image
+PREDICTION_COLUMNS = ("file", "label", "predicted", "probability")  # file relative to the data root
 CHECKPOINT_DIR = "checkpoints"
 
 # ``status`` in metrics.json
@@ -35,6 +37,8 @@ ACC = "acc"
 RECALL = "recall"
 LOSS = "loss"
 F1 = "f1"
+BIN_ACC = "bin_acc"        # a prediction counts when its class is in the image's bin (data.groups)
+BIN_RECALL = "bin_recall"  # per bin: bin_recall/<bin>, e.g. test/bin_recall/hazardous
 TRAIN, VAL, TEST = "train", "val", "test"
 
 
@@ -43,8 +47,14 @@ def metric_key(split: str, name: str) -> str:
     return f"{split}/{name}"
 
 
+def bin_recall_key(split: str, bin_name: str) -> str:
+    """``test/bin_recall/hazardous``: the share of a bin's images predicted into that bin."""
+    return metric_key(split, f"{BIN_RECALL}/{bin_name}")
+
+
 TEST_ACC = metric_key(TEST, ACC)        # the headline number of a run
 TEST_RECALL = metric_key(TEST, RECALL)  # macro recall
+TEST_BIN_ACC = metric_key(TEST, BIN_ACC)
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:

@@ -1,1 +1,1 @@
-"""The sweep report's internals: reading job folders back, tables, plots and the paper's reference numbers."""
+"""The sweep report's internals: reading job folders back, tables, plots, the paper's numbers and claims."""

@@ -8,12 +8,12 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from garbage_lit.run.folder import ACC, LOSS, TEST, TRAIN, metric_key
+from garbage_lit.models.backbones import is_pretrained_source
+from garbage_lit.sweeps.results import JobResult
 from garbage_lit.sweeps.tables import Configuration
 
 REFERENCE_PATH = Path(__file__).with_name("paper_reference.yaml")
-
-METRICS = tuple(metric_key(split, name) for split in (TRAIN, TEST) for name in (LOSS, ACC))  # train/loss, ...
+RANDOM_INIT_NOTE = "ours: random init, the paper's: ImageNet (not comparable)"
 
 
 def load_reference(path: str | Path = REFERENCE_PATH) -> dict[str, Any]:
@@ -42,30 +42,49 @@ def _same_number(ours: Any, theirs: Any) -> bool:
         return False
 
 
+def weights_of(jobs: Sequence[JobResult]) -> list[str]:
+    """The distinct ``weights_source`` values of the completed jobs, e.g. ``imagenet (resnet18)``."""
+    return sorted({str(j.metrics["weights_source"]) for j in jobs if j.metrics.get("weights_source")})
+
+
+def weights_line(jobs: Sequence[JobResult], reference: dict[str, Any]) -> str:
+    """One sentence: the weights our jobs used beside the paper's, loud when ours were a random init."""
+    ours = weights_of(jobs)
+    line = (f"Weights: ours {', '.join(ours) or 'unknown (no completed job)'}; "
+            f"the paper's {reference.get('weights', '?')}.")
+    if any(not is_pretrained_source(w) for w in ours):
+        line += (" **Some of our jobs trained from a random init: their rows are marked and are not comparable "
+                 "with the paper's ImageNet backbone.**")
+    return line
+
+
 def comparison_table(configs: Sequence[Configuration], reference: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per reference configuration, epoch and metric: paper, ours (seed mean), ours - paper.
 
     Every reference row is kept: a configuration the sweep did not run shows ``ours`` as None and
-    ``note`` says so, as does a reference value not yet transcribed.
+    ``note`` says so, as does a reference value not yet transcribed or ours from a random init.
     """
     rows = []
     for entry in reference.get("configurations") or []:
         matching = [c for c in configs if _matches(c, entry)]
+        weights = weights_of([j for c in matching for j in c.completed])
         for epoch, values in sorted((entry.get("epochs") or {}).items(), key=lambda item: int(item[0])):
-            for metric in METRICS:
-                paper = (values or {}).get(metric)
+            for metric, paper in (values or {}).items():
                 ours_values = [v for c in matching for v in c.epoch_values(int(epoch), metric)]
                 ours = sum(ours_values) / len(ours_values) if ours_values else None
-                notes = []
+                notes = [entry["note"]] if entry.get("note") else []
                 if not matching:
                     notes.append("configuration not in this sweep")
                 elif ours is None:
                     notes.append("no completed job reached this epoch")
                 if paper is None:
                     notes.append("paper value not transcribed")
-                rows.append({"model": entry["model"], "batch_size": entry["batch_size"],
-                             "optimizer": entry["optimizer"], "lr": entry["lr"], "epoch": int(epoch),
-                             "metric": metric, "paper": paper, "ours": ours, "n": len(ours_values),
+                if ours is not None and any(not is_pretrained_source(w) for w in weights):
+                    notes.append(RANDOM_INIT_NOTE)
+                rows.append({"figure": entry.get("figure"), "model": entry["model"],
+                             "batch_size": entry["batch_size"], "optimizer": entry["optimizer"], "lr": entry["lr"],
+                             "epoch": int(epoch), "metric": metric, "paper": paper, "ours": ours,
+                             "n": len(ours_values),
                              "difference": ours - paper if ours is not None and paper is not None else None,
-                             "note": "; ".join(notes)})
+                             "weights": ", ".join(weights) or None, "note": "; ".join(notes)})
     return rows

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
 from garbage_lit.run.folder import COMPLETED, FAILED, INTERRUPTED, MISSING, RUNNING, read_metrics
+from garbage_lit.run.predictions import read_predictions
 
 
 @dataclass
@@ -39,6 +41,11 @@ class JobResult:
     def final(self) -> dict[str, Any]:
         """The final evaluation of the job's chosen checkpoint: ``test/acc``, ``test/recall``, ..."""
         return self.metrics.get("final") or {}
+
+    @cached_property
+    def predictions(self) -> dict[str, bool] | None:
+        """Whether the final test got each test image (by file) right; None without a predictions file."""
+        return read_predictions(self.folder)
 
     @property
     def manifest_sha256(self) -> str | None:

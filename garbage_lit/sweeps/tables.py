@@ -8,7 +8,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from garbage_lit.run.folder import ACC, COMPLETED, LOSS, TEST, TEST_ACC, TEST_RECALL, TRAIN, metric_key
+from garbage_lit.run.folder import (
+    ACC,
+    BIN_ACC,
+    BIN_RECALL,
+    COMPLETED,
+    LOSS,
+    TEST,
+    TEST_ACC,
+    TEST_RECALL,
+    TRAIN,
+    metric_key,
+)
 from garbage_lit.sweeps.results import JobResult
 
 # Override keys behind the paper's four columns (model, batch size, optimizer, lr); `seed` tells repeats apart.
@@ -146,8 +157,18 @@ def paper_table(configs: Sequence[Configuration]) -> list[dict[str, Any]]:
     return rows
 
 
+def bin_keys(configs: Sequence[Configuration]) -> list[str]:
+    """The final bin metrics any completed job recorded: ``test/bin_acc``, ``test/bin_recall/<bin>``, ..."""
+    prefixes = (metric_key(TEST, BIN_ACC), metric_key(TEST, BIN_RECALL) + "/")
+    return sorted({k for c in configs for j in c.completed for k in j.final if k.startswith(prefixes)})
+
+
 def summary_table(configs: Sequence[Configuration]) -> list[dict[str, Any]]:
-    """One row per configuration, best final test accuracy first; configurations without results last."""
+    """One row per configuration, best final test accuracy first; configurations without results last.
+
+    Bin accuracy and per-bin recall (seed means) are columns when the jobs recorded them.
+    """
+    bins = bin_keys(configs)
     rows = []
     for config in configs:
         acc, acc_std, n = mean_std(config.final(TEST_ACC))
@@ -165,6 +186,7 @@ def summary_table(configs: Sequence[Configuration]) -> list[dict[str, Any]]:
                               if j.metrics.get("seconds_per_epoch") is not None]),
             "best epoch": ", ".join(str(j.metrics.get("best_epoch", "?")) for j in completed) or "-",
             "status": configuration_status(config),
+            **{key: _mean(config.final(key)) for key in bins},
         })
     return sorted(rows, key=lambda r: (r[TEST_ACC] is None, -(r[TEST_ACC] or 0.0)))
 
