@@ -10,17 +10,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import time
 
 import pytest
-from test_tensorboard_server import start_tensorboard
 
 from helpers import TEST_ACC
 from helpers.data import make_folder_dataset
 from helpers.sweeps import run_sweep
 from helpers.system import missing
+from helpers.tensorboard import tensorboard_server
 
 pytestmark = pytest.mark.browser
 
@@ -102,8 +101,7 @@ def test_a_person_tells_every_sweep_job_apart_in_tensorboard(browser, tmp_path):
     for n, (optim, lr) in enumerate((o, lr) for o in ("sgd", "adam") for lr in ("0.003", "0.01")):
         jobs[f"{n}/tensorboard/optim={optim},lr={lr}"] = json.loads((sweep / str(n) / "metrics.json").read_text())
 
-    process, url = start_tensorboard(sweep, tmp_path / "tensorboard.log")
-    try:
+    with tensorboard_server(sweep, tmp_path / "tensorboard.log") as url:
         # Scalars: every job is listed, named by what it varies.
         browser.get(f"{url}/#scalars")
         runs = shown(browser, RUN_LABELS_JS, lambda r: len(r) >= len(jobs), "the runs of the sweep")
@@ -114,13 +112,6 @@ def test_a_person_tells_every_sweep_job_apart_in_tensorboard(browser, tmp_path):
         browser.get(f"{url}/#hparams")
         table = shown(browser, HPARAMS_TABLE_JS, lambda t: len(t) > len(jobs), "the HParams table")
         browser.save_screenshot(str(tmp_path / "hparams.png"))
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
 
     header, *rows = table
     assert header[0] == "Trial ID"

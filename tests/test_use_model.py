@@ -8,47 +8,24 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 import torchvision
-from hydra import compose, initialize_config_module
-from omegaconf import DictConfig, open_dict
 
 from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export, sidecar_path
-from garbage_lit.models import GarbageClassifier
 from garbage_lit.predict import predict
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
-from helpers.config import compose_fast_cfg
+from helpers.config import compose_app, compose_fast_cfg
 from helpers.data import make_folder_dataset, make_garbage_classify, require_shared, write_image
+from helpers.models import save_untrained_checkpoint
 
 TRASHNET_CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 
 
-def compose_app(config_name: str, output_dir: Path, *overrides: str) -> DictConfig:
-    """The config of the evaluate / predict / export apps, writing into ``output_dir``."""
-    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
-        cfg = compose(config_name=config_name, overrides=list(overrides))
-    with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-    return cfg
-
-
-def save_untrained_checkpoint(path: Path, backbone: str, class_names: list[str], image_size: int = 32,
-                              weights: str = "none") -> Path:
-    """A real Lightning checkpoint of a freshly built classifier (no training needed to test loading)."""
-    model = GarbageClassifier(backbone, len(class_names), class_names, weights=weights,
-                              preprocessing={"image_size": image_size, "resize_size": image_size + 4,
-                                             "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
-    trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False)
-    trainer.strategy.connect(model)
-    trainer.save_checkpoint(path)
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,16 @@ import numpy as np
 import pytest
 import torch
 import torchvision
-from test_use_model import compose_app
 
+from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export, sidecar_path
-from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.models.backbones import create_backbone
 from garbage_lit.predict import predict
 from garbage_lit.train import train
 
-from helpers.config import compose_fast_cfg
+from helpers.config import compose_app, compose_fast_cfg
 from helpers.data import make_folder_dataset, write_image
 
 timm = pytest.importorskip("timm", reason="model=timm needs the timm extra: pip install 'garbage-lit[timm]'")
@@ -157,7 +156,7 @@ def test_timm_arch_loads_a_state_dict_file(tmp_path):
 
 def test_checkpoint_from_before_model_arch_still_loads_with_bilinear_resize(tmp_path):
     """Checkpoints written with model.backbone (no zoo, no interpolation) load as they were trained."""
-    from test_use_model import save_untrained_checkpoint
+    from helpers.models import save_untrained_checkpoint
 
     ckpt = save_untrained_checkpoint(tmp_path / "new.ckpt", "resnet18", ["a", "b"])
     checkpoint = torch.load(ckpt, weights_only=True)

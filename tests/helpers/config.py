@@ -1,4 +1,5 @@
-"""The real training config, composed with ``debug=fast`` (conf/debug/fast.yaml) and writing under a test folder."""
+"""The real configs: training composed with ``debug=fast`` (conf/debug/fast.yaml), and the other apps,
+writing under a test folder."""
 
 from __future__ import annotations
 
@@ -15,4 +16,12 @@ def compose_fast_cfg(base_dir: Path, *overrides: str, output_dir: Path | None = 
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir or base_dir / "run")
         cfg.paths.cache_dir = str(base_dir / "cache")
+    return cfg
+
+def compose_app(config_name: str, output_dir: Path, *overrides: str) -> DictConfig:
+    """The config of the evaluate / predict / export apps, writing into ``output_dir``."""
+    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+        cfg = compose(config_name=config_name, overrides=list(overrides))
+    with open_dict(cfg):
+        cfg.paths.output_dir = str(output_dir)
     return cfg
