@@ -55,7 +55,7 @@ def test_sweep_runs_one_job_per_combination_and_tensorboard_lists_them(folder_da
 def test_config_is_found_from_any_directory(tmp_path):
     done = run_train("--cfg", "job", "--resolve", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "trashnet_mini" in done.stdout and "backbone: efficientnet_lite0" in done.stdout
+    assert "trashnet_mini" in done.stdout and "arch: efficientnet_lite0" in done.stdout
 
 
 def test_unknown_option_names_the_choices(tmp_path):
