@@ -28,7 +28,7 @@ def _entries(cache: Path, kind: str) -> list[Path]:
 
 def test_head_trained_from_cache_matches_head_trained_through_frozen_backbone(make_cfg, folder_dataset, tmp_path):
     common = ("data=folder", f"data.root={folder_dataset}", "data.rotation_degrees=0", "epochs=1")
-    train(make_cfg(*common, output_dir=tmp_path / "plain"))
+    train(make_cfg(*common, "data.feature_cache=false", output_dir=tmp_path / "plain"))
     cfg = make_cfg(*common, "data.feature_cache=true", output_dir=tmp_path / "cached")
     train(cfg)
 
@@ -87,10 +87,10 @@ def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cf
     test_features = datamodule.test_dataloader().dataset
     assert (train_features.views, train_features.num_images) == (3, 24)
     assert (test_features.views, test_features.num_images) == (1, 6)  # eval: one deterministic view
-    views = torch.from_numpy(np.array(train_features.features))
+    views = train_features.features
     assert not torch.allclose(views[0], views[1]) and not torch.allclose(views[1], views[2])
 
-    sampler = datamodule.train_dataloader().sampler
+    sampler = datamodule.train_dataloader().sampler.sampler  # batched by a BatchSampler
     assert isinstance(sampler, ViewSampler)
     torch.manual_seed(7)
     epochs = [list(sampler) for _ in range(4)]
