@@ -60,15 +60,21 @@ class GarbageClassifier(pl.LightningModule):
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.eval_splits = list(eval_splits)
 
+        # Inputs are the model's logits and the data's labels (a bad label already fails the loss), so the metrics
+        # skip re-validating every batch. A NaN loss stays NaN in the epoch's mean (a float nan_strategy puts the
+        # value back), as logging the step losses did; "disable" would also drop the batch-size weights.
         def summary() -> MetricCollection:
-            return MetricCollection({ACC: MulticlassAccuracy(num_classes, average="micro"),
-                                     RECALL: MulticlassRecall(num_classes, average="macro")})
+            return MetricCollection({ACC: MulticlassAccuracy(num_classes, average="micro", validate_args=False),
+                                     RECALL: MulticlassRecall(num_classes, average="macro", validate_args=False)})
+
+        def mean_loss() -> MeanMetric:
+            return MeanMetric(nan_strategy=float("nan"))
 
         # Keyed by split; nn.ModuleDict cannot hold a key named "train" (a Module method).
         self.train_metrics = summary()
-        self.train_loss = MeanMetric()
+        self.train_loss = mean_loss()
         self.eval_metrics = nn.ModuleDict({split: summary() for split in self.eval_splits})
-        self.eval_loss = nn.ModuleDict({split: MeanMetric() for split in self.eval_splits})
+        self.eval_loss = nn.ModuleDict({split: mean_loss() for split in self.eval_splits})
         self.eval_confusion = nn.ModuleDict({split: MulticlassConfusionMatrix(num_classes)
                                              for split in self.eval_splits})
         self.final_metrics = summary()
