@@ -132,7 +132,7 @@ def _instantiate_callbacks(cfg: DictConfig, has_val: bool) -> list[pl.Callback]:
 
 def _checkpoint_epoch(ckpt_path: str | None, trainer: pl.Trainer) -> int:
     if ckpt_path:
-        return int(torch.load(ckpt_path, map_location="cpu", weights_only=True)["epoch"])
+        return int(torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["epoch"])  # no tensor read
     return trainer.current_epoch - 1
 
 
