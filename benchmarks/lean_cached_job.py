@@ -70,6 +70,7 @@ def compose_cfg(args: argparse.Namespace, data: Path, output_dir: Path) -> DictC
     with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
             f"model={args.model}", "data=folder", f"data.root={data}", "data.rotation_degrees=0", "optim=adam",
+            "data.feature_cache=true",  # the default (auto) turns it on here; true fails loudly if it could not
             f"lr={args.lr}", f"epochs={args.epochs}", f"batch_size={args.batch_size}",
             f"data.image_size={args.image_size}", f"data.resize_size={args.resize_size}",
             "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"])
