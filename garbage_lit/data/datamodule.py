@@ -66,7 +66,7 @@ class GarbageDataModule(pl.LightningDataModule):
         dedupe: bool = False,
         output_dir: str | Path | None = None,
         image_cache: bool = False,
-        feature_cache: bool | str = False,
+        feature_cache: bool | str = "auto",
         feature_cache_views: int = 5,
         cache_dir: str | Path | None = None,
     ) -> None:
