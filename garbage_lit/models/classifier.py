@@ -152,7 +152,7 @@ class GarbageClassifier(pl.LightningModule):
         They count correct predictions per class, so one update gives the numbers of one update per
         step, at a fraction of the cost per step (what a step on cached features mostly is).
         """
-        if self.trainer.is_last_batch or batch_idx + 1 >= self.trainer.num_training_batches:
+        if self._train_outputs and (self.trainer.is_last_batch or batch_idx + 1 >= self.trainer.num_training_batches):
             logits, targets = (torch.cat(parts) for parts in zip(*self._train_outputs))
             self.train_metrics.update(logits, targets)
             self._train_outputs.clear()
