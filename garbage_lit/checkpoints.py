@@ -52,6 +52,20 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             tmp.unlink(missing_ok=True)
 
 
+def complete_checkpoints(trainer: pl.Trainer, model: GarbageClassifier, paths: list[str | Path | None]) -> None:
+    """Make the head-only checkpoints among ``paths`` self-contained again by adding ``model``'s frozen backbone.
+
+    Checkpoints written while training on cached features leave the backbone out (see
+    :meth:`GarbageClassifier.restore_backbone`); a run's final ones must load without the training config.
+    """
+    if not trainer.is_global_zero:
+        return
+    for path in {str(p) for p in paths if p}:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        if model.restore_backbone(checkpoint):
+            trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
+
+
 def load_classifier(ckpt: str | Path) -> GarbageClassifier:
     """The classifier saved in ``ckpt``, on the CPU and in eval mode.
 

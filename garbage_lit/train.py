@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
+from garbage_lit.checkpoints import complete_checkpoints
 from garbage_lit.config import register_resolvers, unknown_key_hint, validate_config
 from garbage_lit.plots import confusion_figure
 from garbage_lit.run.folder import (
@@ -103,6 +104,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
     ckpt_path = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
+    if checkpoint is not None:
+        # Written head-only while training on cached features: the chosen and the last one get their backbone back.
+        complete_checkpoints(trainer, model, [ckpt_path, checkpoint.last_model_path])
     trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
     final = {**model.final_results, metric_key(TEST, LOSS): float(trainer.callback_metrics[metric_key(TEST, LOSS)]),
              "checkpoint": ckpt_path, "epoch": _checkpoint_epoch(ckpt_path, trainer)}
@@ -129,7 +133,7 @@ def _instantiate_callbacks(cfg: DictConfig, has_val: bool) -> list[pl.Callback]:
 
 def _checkpoint_epoch(ckpt_path: str | None, trainer: pl.Trainer) -> int:
     if ckpt_path:
-        return int(torch.load(ckpt_path, map_location="cpu", weights_only=True)["epoch"])
+        return int(torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["epoch"])  # no tensor read
     return trainer.current_epoch - 1
 
 

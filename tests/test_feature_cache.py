@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
 import torch
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import DataLoader, TensorDataset
 
+from garbage_lit import train as train_module
 from garbage_lit.callbacks.finetuning import LinearProbeThenFinetune
+from garbage_lit.checkpoints import load_classifier
 from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_features, feature_cache_decision
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.transforms import build_transforms
 from garbage_lit.models import GarbageClassifier
+from garbage_lit.models.classifier import BACKBONE_FINGERPRINT
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
@@ -28,7 +33,7 @@ def _entries(cache: Path, kind: str) -> list[Path]:
 
 def test_head_trained_from_cache_matches_head_trained_through_frozen_backbone(make_cfg, folder_dataset, tmp_path):
     common = ("data=folder", f"data.root={folder_dataset}", "data.rotation_degrees=0", "epochs=1")
-    train(make_cfg(*common, output_dir=tmp_path / "plain"))
+    train(make_cfg(*common, "data.feature_cache=false", output_dir=tmp_path / "plain"))
     cfg = make_cfg(*common, "data.feature_cache=true", output_dir=tmp_path / "cached")
     train(cfg)
 
@@ -50,28 +55,32 @@ def test_head_trained_from_cache_matches_head_trained_through_frozen_backbone(ma
     assert m_cached["final"]["confusion_matrix"] == m_plain["final"]["confusion_matrix"]
 
 
+def _predicts_its_own_test_result_on_images(ckpt: Path, run: Path, data: Path, result: dict) -> None:
+    """Fed the test images, the checkpoint loaded as evaluate/predict load it reproduces the run's test result."""
+    model = load_classifier(ckpt)
+    pre = model.hparams.preprocessing
+    transform = build_transforms(False, pre["image_size"], pre["resize_size"], 0, pre["mean"], pre["std"])
+    with (run / "split_manifest.csv").open() as handle:
+        test_rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
+    batch = torch.stack([transform(load_rgb(data / row["file"])) for row in test_rows])
+    labels = torch.tensor([int(row["label"]) for row in test_rows])
+    with torch.no_grad():
+        predicted = model(batch).argmax(1)
+    confusion = torch.zeros(3, 3, dtype=torch.int64)
+    confusion.index_put_((labels, predicted), torch.ones(len(labels), dtype=torch.int64), accumulate=True)
+    assert confusion.tolist() == result["confusion_matrix"]
+    assert (predicted == labels).float().mean().item() == pytest.approx(result[TEST_ACC])
+
+
 def test_checkpoint_of_cached_run_is_a_full_model_that_predicts_on_images(make_cfg, folder_dataset, tmp_path):
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "data.feature_cache=true",
                    "data.feature_cache_views=2", output_dir=tmp_path / "cached")
     result = train(cfg)
     ckpt = tmp_path / "cached" / "checkpoints" / "last.ckpt"
-    state = torch.load(ckpt, weights_only=True)["state_dict"]
-    assert any(k.startswith("backbone.") for k in state)
-
-    model = GarbageClassifier.load_from_checkpoint(ckpt, weights_only=True).eval()
-    pre = model.hparams.preprocessing
-    transform = build_transforms(False, pre["image_size"], pre["resize_size"], 0, pre["mean"], pre["std"])
-    with (tmp_path / "cached" / "split_manifest.csv").open() as handle:
-        test_rows = [row for row in csv.DictReader(handle) if row["split"] == "test"]
-    batch = torch.stack([transform(load_rgb(folder_dataset / row["file"])) for row in test_rows])
-    labels = torch.tensor([int(row["label"]) for row in test_rows])
-    with torch.no_grad():
-        predicted = model(batch).argmax(1)
-    # Fed images, the saved model (backbone + head trained on features) reproduces the run's test result.
-    confusion = torch.zeros(3, 3, dtype=torch.int64)
-    confusion.index_put_((labels, predicted), torch.ones(len(labels), dtype=torch.int64), accumulate=True)
-    assert confusion.tolist() == result["confusion_matrix"]
-    assert (predicted == labels).float().mean().item() == pytest.approx(result[TEST_ACC])
+    checkpoint = torch.load(ckpt, weights_only=True)
+    assert any(k.startswith("backbone.") for k in checkpoint["state_dict"]) and BACKBONE_FINGERPRINT not in checkpoint
+    # The saved model (backbone + head trained on features) reproduces the run's test result on images.
+    _predicts_its_own_test_result_on_images(ckpt, tmp_path / "cached", folder_dataset, result)
 
 
 def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cfg, folder_dataset, tmp_path):
@@ -87,10 +96,10 @@ def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cf
     test_features = datamodule.test_dataloader().dataset
     assert (train_features.views, train_features.num_images) == (3, 24)
     assert (test_features.views, test_features.num_images) == (1, 6)  # eval: one deterministic view
-    views = torch.from_numpy(np.array(train_features.features))
+    views = train_features.features
     assert not torch.allclose(views[0], views[1]) and not torch.allclose(views[1], views[2])
 
-    sampler = datamodule.train_dataloader().sampler
+    sampler = datamodule.train_dataloader().sampler.sampler  # batched by a BatchSampler
     assert isinstance(sampler, ViewSampler)
     torch.manual_seed(7)
     epochs = [list(sampler) for _ in range(4)]
@@ -158,3 +167,74 @@ def test_finetune_preset_refuses_a_feature_cache_that_would_keep_its_backbone_fr
     with pytest.raises(ValueError, match=r"data\.feature_cache=true cannot be used here: the LinearProbeThenFinetune "
                                          r"callback \(callbacks\.backbone_finetuning"):
         train(cfg)
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [
+    ((), "feature cache on (data.feature_cache=auto: the backbone stays frozen for the whole run)"),
+    (("model.freeze_backbone=false",), "feature cache off (data.feature_cache=auto is off: model.freeze_backbone"),
+    (("experiment=finetune", "epochs=2"), "feature cache off (data.feature_cache=auto is off: the LinearProbeThen"),
+])
+def test_auto_caches_features_exactly_when_the_backbone_stays_frozen(make_cfg, folder_dataset, tmp_path, caplog,
+                                                                      overrides, expected):
+    cfg = make_cfg("data=folder", f"data.root={folder_dataset}", *overrides)
+    assert cfg.data.feature_cache == "auto"  # the default
+    caplog.set_level(logging.INFO, logger="garbage_lit.data.datamodule")
+    train(cfg)
+    assert [r.getMessage() for r in caplog.records if "feature cache o" in r.getMessage()][0].startswith(expected)
+    # On: features of the train and test split were cached (and trained on); off: nothing was.
+    assert len(_entries(Path(cfg.paths.cache_dir), "features")) == (2 if "cache on" in expected else 0)
+
+
+def test_lean_batches_are_the_per_image_loaders_batches(tmp_path):
+    features = np.random.default_rng(0).normal(size=(3, 10, 4)).astype(np.float32)
+    np.save(tmp_path / "features.npy", features)
+    labels = [i % 3 for i in range(10)]
+    dataset = FeatureDataset(tmp_path / "features.npy", labels)
+
+    flat = torch.from_numpy(features).reshape(30, 4)
+    per_image = TensorDataset(flat, torch.tensor(labels * 3))  # item view * N + image, as the sampler numbers them
+    torch.manual_seed(5)
+    lean = list(dataset.loader(batch_size=4, shuffle=True))
+    torch.manual_seed(5)
+    reference = list(DataLoader(per_image, batch_size=4, sampler=ViewSampler(dataset)))  # one image at a time
+    assert [len(y) for _, y in lean] == [4, 4, 2]
+    for (inputs, targets), (x, y) in zip(lean, reference, strict=True):
+        assert torch.equal(inputs["features"], x) and torch.equal(targets, y)
+    evaluation = list(dataset.loader(batch_size=4, shuffle=False))
+    assert torch.equal(torch.cat([x["features"] for x, _ in evaluation]), flat[:10])  # images in order, view 0
+
+
+class _Interrupt(pl.Callback):
+    """Fails the run at the start of epoch 1, after epoch 0's checkpoints were written."""
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.current_epoch == 1:
+            raise RuntimeError("interrupted")
+
+
+def test_head_only_checkpoints_resume_and_the_final_checkpoint_predicts(make_cfg, folder_dataset, tmp_path,
+                                                                                 monkeypatch):
+    common = ("data=folder", f"data.root={folder_dataset}", "epochs=2", "optim=adam", "lr=0.01")
+    train(make_cfg(*common, output_dir=tmp_path / "whole"))
+
+    run = tmp_path / "interrupted"
+    build = train_module._instantiate_callbacks
+    monkeypatch.setattr(train_module, "_instantiate_callbacks", lambda *a, **k: [*build(*a, **k), _Interrupt()])
+    with pytest.raises(RuntimeError, match="interrupted"):
+        train(make_cfg(*common, output_dir=run))
+    monkeypatch.undo()
+    head_only = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert head_only["epoch"] == 0 and sorted(head_only["state_dict"]) == ["head.bias", "head.weight"]
+    assert len(head_only[BACKBONE_FINGERPRINT]) == 64
+    with pytest.raises(ValueError, match="holds only the head"):  # a random-init backbone is not the one it names
+        load_classifier(run / "checkpoints" / "last.ckpt")
+
+    resumed = train(make_cfg(*common, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", output_dir=tmp_path / "x"))
+    rows = [json.loads((folder / "metrics.json").read_text())["epochs"] for folder in (tmp_path / "whole", run)]
+    assert [r["epoch"] for r in rows[1]] == [0, 1] and resumed["epoch"] == 1
+    assert {k: v for k, v in rows[1][0].items() if k != "seconds"} == {k: v for k, v in rows[0][0].items()
+                                                                      if k != "seconds"}
+    final = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert final["epoch"] == 1 and BACKBONE_FINGERPRINT not in final
+    assert any(k.startswith("backbone.") for k in final["state_dict"])
+    _predicts_its_own_test_result_on_images(run / "checkpoints" / "last.ckpt", run, folder_dataset, resumed)

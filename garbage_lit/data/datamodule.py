@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from garbage_lit.data.cache_store import content_ids
 from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_duplicates, summary, write_duplicates
-from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_features, feature_cache_decision
+from garbage_lit.data.feature_cache import FeatureDataset, cached_features, feature_cache_decision, module_fingerprint
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
@@ -71,7 +71,7 @@ class GarbageDataModule(pl.LightningDataModule):
         dedupe: bool = False,
         output_dir: str | Path | None = None,
         image_cache: bool = False,
-        feature_cache: bool | str = False,
+        feature_cache: bool | str = "auto",
         feature_cache_views: int = 5,
         cache_dir: str | Path | None = None,
         groups: str | Path | dict[str, str] | None = None,
@@ -85,7 +85,7 @@ class GarbageDataModule(pl.LightningDataModule):
         self.manifest_sha256: str | None = None
         self.class_bins: list[str] | None = None
         self.duplicates: list[DuplicateGroup] = []
-        self._feature_backbone: tuple[nn.Module, str] | None = None
+        self._feature_backbone: tuple[nn.Module | None, str, str] | None = None  # module, name, fingerprint
         self._feature_sets: dict[str, FeatureDataset] = {}
 
     # -- set-up ---------------------------------------------------------------------------------
@@ -190,11 +190,9 @@ class GarbageDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         hp = self.hparams
-        if self._serves_features():
-            # Features are small and already in (mapped) memory: worker processes would only add overhead.
-            features = self._features(split)
-            return DataLoader(features, batch_size=hp.batch_size, sampler=ViewSampler(features) if shuffle else None,
-                              collate_fn=FeatureDataset.collate, pin_memory=hp.pin_memory)
+        if self.serves_features:
+            # Features sit in memory on the model's device: worker processes would only add overhead.
+            return self._features(split).loader(hp.batch_size, shuffle)
         return DataLoader(self._images(split, train=split == "train"), batch_size=hp.batch_size, shuffle=shuffle,
                           num_workers=hp.num_workers, pin_memory=hp.pin_memory,
                           persistent_workers=hp.persistent_workers and hp.num_workers > 0)
@@ -214,30 +212,34 @@ class GarbageDataModule(pl.LightningDataModule):
                                    epoch_transforms(train, hp.rotation_degrees, hp.mean, hp.std))
 
     # -- feature cache --------------------------------------------------------------------------
-    def decide_feature_cache(self, backbone: nn.Module, backbone_name: str, callbacks: Sequence[object] = ()) -> bool:
+    def decide_feature_cache(self, backbone: nn.Module, backbone_name: str, callbacks: Sequence[object] = (),
+                             world_size: int = 1) -> bool:
         """Whether the loaders serve cached features of ``backbone`` instead of images; logs the decision and why.
 
-        Called by the first loader of a fit with the trainer's model and callbacks (see
-        :func:`~garbage_lit.data.feature_cache.feature_cache_decision` for the rules).
+        Called by the first loader of a fit with the trainer's model, callbacks and number of processes
+        (see :func:`~garbage_lit.data.feature_cache.feature_cache_decision` for the rules).
         """
-        use, reason = feature_cache_decision(self.hparams.feature_cache, backbone, callbacks)
+        use, reason = feature_cache_decision(self.hparams.feature_cache, backbone, callbacks, world_size)
         log.info("feature cache %s (%s)", "on" if use else "off", reason)
-        self._feature_backbone = (backbone, backbone_name) if use else (None, "")
+        self._feature_backbone = (backbone, backbone_name, module_fingerprint(backbone)) if use else (None, "", "")
         self._feature_sets = {}
         return use
 
-    def _serves_features(self) -> bool:
+    @property
+    def serves_features(self) -> bool:
+        """Whether the loaders serve cached features (decided, with the trainer's model, at the first loader)."""
         if self._feature_backbone is None:
             if self.trainer is None:
                 return False
             model = self.trainer.lightning_module
-            self.decide_feature_cache(model.backbone, model.hparams.arch, self.trainer.callbacks)
+            self.decide_feature_cache(model.backbone, model.hparams.arch, self.trainer.callbacks,
+                                      self.trainer.world_size)
         return self._feature_backbone[0] is not None
 
     def _features(self, split: str) -> FeatureDataset:
         if split not in self._feature_sets:
             hp = self.hparams
-            backbone, name = self._feature_backbone
+            backbone, name, fingerprint = self._feature_backbone
             augmented = split == "train" and (bool(hp.rotation_degrees) or hp.augment == "strong")
             preprocessing = {**self.preprocessing(), "rotation_degrees": hp.rotation_degrees if augmented else 0,
                              "augment": hp.augment if augmented else "none"}
@@ -245,8 +247,9 @@ class GarbageDataModule(pl.LightningDataModule):
             path = cached_features(backbone, name, self._images(split, train=augmented),
                                    content_ids(samples), preprocessing,
                                    hp.feature_cache_views if augmented else 1, self._cache_dir("feature_cache"),
-                                   batch_size=hp.batch_size, num_workers=hp.num_workers)
-            self._feature_sets[split] = FeatureDataset(path, [s.label for s in samples])
+                                   batch_size=hp.batch_size, num_workers=hp.num_workers, fingerprint=fingerprint)
+            device = next(backbone.parameters()).device
+            self._feature_sets[split] = FeatureDataset(path, [s.label for s in samples], device)
             log.info("feature cache: %s split served from %s (%d view(s))", split, path.parent,
                      self._feature_sets[split].views)
         return self._feature_sets[split]

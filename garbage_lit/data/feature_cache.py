@@ -25,7 +25,7 @@ import torch
 import torchvision
 from pytorch_lightning.callbacks import BaseFinetuning
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from garbage_lit.data.cache_store import cached_entry
 
@@ -35,11 +35,13 @@ FEATURES_FILE = "features.npy"
 VIEW_SEED = 0  # augmented views are a property of the cache entry, not of a job's seed
 
 
-def feature_cache_decision(mode: bool | str, backbone: nn.Module, callbacks: Sequence[object] = ()) -> tuple[bool, str]:
+def feature_cache_decision(mode: bool | str, backbone: nn.Module, callbacks: Sequence[object] = (),
+                           world_size: int = 1) -> tuple[bool, str]:
     """Whether training may use cached features (``data.feature_cache``: true, false or auto), and why.
 
     Exact only when no backbone parameter is trainable now and no fine-tuning callback will make one
     trainable later. ``true`` with a backbone that trains is an error rather than a silently frozen backbone.
+    Cached features are served by one process (``world_size`` 1): under DDP ``auto`` falls back to images.
     """
     setting = f"data.feature_cache={str(mode).lower()}"
     if mode is False:
@@ -50,6 +52,11 @@ def feature_cache_decision(mode: bool | str, backbone: nn.Module, callbacks: Seq
     elif finetuning is not None:
         reason = (f"the {finetuning} callback (callbacks.backbone_finetuning, e.g. experiment=finetune) unfreezes "
                   f"the backbone during training")
+    elif world_size > 1:
+        if mode == "auto":
+            return False, f"{setting} is off: cached features are served to one process, this run has {world_size}"
+        raise ValueError(f"{setting} cannot be used with {world_size} processes (DDP): cached features are served "
+                         f"to one process. Set data.feature_cache=auto (images under DDP) or run on one device")
     else:
         return True, f"{setting}: the backbone stays frozen for the whole run"
     if mode == "auto":
@@ -71,13 +78,15 @@ def module_fingerprint(module: nn.Module) -> str:
 
 def cached_features(backbone: nn.Module, backbone_name: str, images: Dataset, image_ids: Sequence[str],
                     preprocessing: dict, views: int, cache_dir: str | Path, batch_size: int = 64,
-                    num_workers: int = 0) -> Path:
+                    num_workers: int = 0, fingerprint: str | None = None) -> Path:
     """The ``features.npy`` for ``images`` (an image dataset with its transform) under ``backbone``.
 
     ``image_ids`` (content hashes) and ``preprocessing`` (every transform setting) identify what
-    ``images`` yields; together with the backbone's fingerprint and ``views`` they form the key.
+    ``images`` yields; together with the backbone's fingerprint (``fingerprint``, computed when not
+    given) and ``views`` they form the key.
     """
-    payload = {"kind": "backbone features v1", "backbone": backbone_name, "weights": module_fingerprint(backbone),
+    payload = {"kind": "backbone features v1", "backbone": backbone_name,
+               "weights": fingerprint or module_fingerprint(backbone),
                "images": list(image_ids), "preprocessing": preprocessing, "views": views, "view_seed": VIEW_SEED,
                "torch": torch.__version__, "torchvision": torchvision.__version__}
 
@@ -120,35 +129,34 @@ def extract_features(backbone: nn.Module, images: Dataset, views: int, path: Pat
 
 
 class FeatureDataset(Dataset):
-    """Cached features of ``K`` views per image; index ``view * N + image`` yields ``(feature, label)``."""
+    """Cached features of ``K`` views per image held in memory as one tensor; a batch is one gather.
 
-    def __init__(self, path: str | Path, labels: Sequence[int]) -> None:
+    ``features`` is ``(K, N, D)`` on ``device``. Indexed with a list of flat indices ``view * N + image``
+    (what ``DataLoader(batch_size=None, sampler=BatchSampler(...))`` passes, see :meth:`loader`) it
+    returns the whole batch ``({"features": (B, D)}, labels)``, so the model skips its backbone: no
+    per-sample items, no collate.
+    """
+
+    def __init__(self, path: str | Path, labels: Sequence[int], device: torch.device | str = "cpu") -> None:
         self.path = Path(path)
-        self.features = np.load(self.path, mmap_mode="r")
-        self.labels = torch.as_tensor(list(labels))
-        self.views, self.num_images = self.features.shape[:2]
+        self.features = torch.from_numpy(np.load(self.path)).to(device)
+        self.views, self.num_images, dim = self.features.shape
+        self._flat = self.features.view(self.views * self.num_images, dim)
+        self.labels = torch.as_tensor(list(labels), device=device)
         if self.num_images != len(self.labels):
             raise ValueError(f"{self.path} holds {self.num_images} images but {len(self.labels)} labels were given")
 
     def __len__(self) -> int:
         return self.views * self.num_images
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        view, image = divmod(index, self.num_images)
-        return torch.from_numpy(np.array(self.features[view, image])), self.labels[image]
+    def __getitem__(self, indices: Sequence[int]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        index = torch.as_tensor(indices, device=self._flat.device)
+        return {"features": self._flat[index]}, self.labels[index % self.num_images]
 
-    @staticmethod
-    def collate(samples: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Batches that say what they hold: ``({"features": (B, D)}, labels)``, so the model skips its backbone."""
-        features, labels = zip(*samples)
-        return {"features": torch.stack(features)}, torch.stack(labels)
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "features": None}
-
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        self.features = np.load(self.path, mmap_mode="r")
+    def loader(self, batch_size: int, shuffle: bool) -> DataLoader:
+        """Batches of ``batch_size`` in :class:`ViewSampler` order (``shuffle``) or in image order, one view."""
+        order = ViewSampler(self) if shuffle else SequentialSampler(range(self.num_images))
+        return DataLoader(self, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last=False))
 
 
 class ViewSampler(Sampler[int]):
