@@ -28,3 +28,16 @@ def test_train_writes_metrics_manifest_checkpoints_and_tensorboard(make_cfg, fol
     assert (out / "split_manifest.csv").is_file()
     assert (out / "checkpoints" / "last.ckpt").is_file()
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_testing_an_earlier_best_checkpoint_keeps_every_epoch_in_metrics_json(make_cfg, folder_dataset, tmp_path):
+    out = tmp_path / "run"
+    # mode=min on val/acc keeps epoch 0 as "best" (ties never replace it), so trainer.test loads an earlier checkpoint.
+    cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "data.val_ratio=0.25", "epochs=3",
+                   "callbacks.model_checkpoint.mode=min", output_dir=out)
+    result = train(cfg)
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [0, 1, 2]
+    assert all("val/acc" in e for e in metrics["epochs"])
+    assert metrics["best_epoch"] == result["epoch"] < 2

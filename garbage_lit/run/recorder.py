@@ -31,7 +31,13 @@ class MetricsJson(pl.Callback):
         return {"epochs": self.epochs}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.epochs = list(state_dict.get("epochs", []))
+        """Take the history from a checkpoint when resuming; keep ours when ``trainer.test`` loads an earlier one.
+
+        (Testing the best checkpoint of a run with a validation split restores callback state too: it would
+        otherwise drop every epoch after the best one from metrics.json.)
+        """
+        if not self.epochs:
+            self.epochs = list(state_dict.get("epochs", []))
 
     # hooks ------------------------------------------------------------------------------------
     def update(self, **info: Any) -> None:
