@@ -18,6 +18,7 @@ from garbage_lit.models.backbones import create_backbone
 from garbage_lit.predict import predict
 from garbage_lit.train import train
 
+from helpers import TEST_ACC
 from helpers.config import compose_app, compose_fast_cfg
 from helpers.data import make_folder_dataset, write_image
 
@@ -60,8 +61,8 @@ def test_zoo_checkpoint_evaluates_to_the_training_test_accuracy(trained, tmp_pat
     report = evaluate(compose_app("evaluate", tmp_path / "eval", f"ckpt={trained['ckpt']}", "data=folder",
                                   f"data.root={trained['data']}", "split=test"))
     assert report["images"] == 6
-    assert report["accuracy"] == pytest.approx(trained["metrics"]["test"]["acc"], abs=1e-6)
-    assert report["confusion_matrix"] == trained["metrics"]["test"]["confusion_matrix"]
+    assert report[TEST_ACC] == pytest.approx(trained["metrics"]["final"][TEST_ACC], abs=1e-6)
+    assert report["confusion_matrix"] == trained["metrics"]["final"]["confusion_matrix"]
 
 
 def test_zoo_checkpoint_predicts_what_the_model_computes(trained, tmp_path):
