@@ -37,6 +37,7 @@ class GarbageDataModule(pl.LightningDataModule):
     leaves out the training-side copies (see :mod:`garbage_lit.data.duplicates`), the manifest
     still records the split before that.
 
+    ``scan_cache`` keeps each file's check result in ``cache_dir``, so later jobs skip re-reading unchanged files.
     ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. ``feature_cache`` (true,
     false, auto) makes the training loaders serve cached features of the trainer's model's frozen
     ``backbone`` instead of images (``feature_cache_views`` augmented views per training image when
@@ -69,6 +70,7 @@ class GarbageDataModule(pl.LightningDataModule):
         feature_cache: bool | str = False,
         feature_cache_views: int = 5,
         cache_dir: str | Path | None = None,
+        scan_cache: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -86,7 +88,7 @@ class GarbageDataModule(pl.LightningDataModule):
         if self.scan is not None:
             return
         hp = self.hparams
-        scan = scan_dataset(self.root, hp.layout)
+        scan = scan_dataset(self.root, hp.layout, cache_dir=hp.cache_dir if hp.scan_cache else None)
         self._report_problems(scan.problems)
         if hp.split_manifest:
             assignment = read_manifest(Path(hp.split_manifest), self.root, scan.samples, scan.class_names)
