@@ -80,7 +80,7 @@ def make_image(index: int, source: Path, target: Path) -> None:
     new_w = int(rng.integers(256, 513))
     image = image.resize((new_w, max(1, round(crop_h * new_w / crop_w))), Image.Resampling.BILINEAR)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
     image.save(tmp, format="JPEG", quality=int(rng.integers(70, 96)))
     tmp.rename(target)
 

@@ -2,10 +2,11 @@
 
 Every job's set-up decodes and hashes each image (:func:`garbage_lit.data.scan.check_images`), work that
 grows with the dataset and is the same in every job. This module keeps each file's result, keyed by its
-resolved path, size and modification time (ns), in ``<cache_dir>/scan/<root key>.json``; a file whose
-size or mtime changed is read again. Concurrent jobs take turns under a file lock, so the first one
-scans and the others read its records. Records that cannot be read (corrupt, another format or Pillow
-version) are ignored with a warning and rewritten: the scan then simply checks every file.
+absolute path (under the resolved root), size and modification time (ns; of the file a symlink points to),
+in ``<cache_dir>/scan/<root key>.json``; a file whose size or mtime changed is read again. Concurrent
+jobs take turns under a file lock, so the first one scans and the others read its records. Records
+that cannot be read (corrupt, another format or Pillow version) are ignored with a warning and
+rewritten: the scan then simply checks every file.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def _stamp(path: Path) -> tuple[str, int, int] | None:
         stat = path.stat()
     except OSError:
         return None  # unreadable: checked (and reported) every time
-    return str(path.resolve()), stat.st_size, stat.st_mtime_ns
+    return str(path.absolute()), stat.st_size, stat.st_mtime_ns  # absolute(): no per-file syscalls, unlike resolve()
 
 
 def _load(path: Path) -> dict[str, list]:
