@@ -214,16 +214,17 @@ def table(results: dict, sizes: list[int], jobs: list[int]) -> str:
             r = results.get(str(n), {})
             plain = plain_of.get(key, f"{key}_plain")
             if key in r and plain in r:
-                cells.append(f"{r[key]:.1f} s / {r[plain]:.2f} s = {r[key] / r[plain]:.1f}x")
+                cells.append(f"{r[key]:.3g} s / {r[plain]:.3g} s = {r[key] / r[plain]:.3g}x")
             else:
                 cells.append("not measured")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def plot(results: dict, sizes: list[int], jobs: list[int], path: Path) -> None:
+def plot(results: dict, sizes: list[int], jobs: list[int], path: Path, title: str) -> None:
     """Time against N for each step, garbage-lit solid and plain PyTorch dashed (log-log)."""
     fig = Figure(figsize=(11, 3.8), layout="constrained")
+    fig.suptitle(title, fontsize=9)
     axes = fig.subplots(1, 3)
     panels = [("set-up scan", [("scan_cold", "cold"), ("scan_warm", "warm (scan cache)")], "scan_plain"),
               ("feature cache fill", [("fill", "garbage-lit")], "fill_plain"),
@@ -237,7 +238,8 @@ def plot(results: dict, sizes: list[int], jobs: list[int], path: Path) -> None:
             if ps and (plain_key is None or key == series[0][0]):
                 colour = "grey" if plain_key else line.get_color()
                 ax.plot(ps, [results[str(n)][plain] for n in ps], "s--", color=colour,
-                        label="plain PyTorch" + ("" if plain_key else f", J={label[2:]}"))
+                        label=("plain PyTorch (ImageFolder)" if plain_key == "scan_plain" else "plain PyTorch")
+                        + ("" if plain_key else f", J={label[2:]}"))
         ax.set(xscale="log", yscale="log", title=title, xlabel="images (N)", ylabel="seconds")
         ax.legend(fontsize=7)
     fig.savefig(path, dpi=110)
@@ -285,7 +287,9 @@ def main() -> None:
             save(results, results_file)
             print(n, step, {k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}, flush=True)
     print(table(results, args.sizes, args.jobs))
-    plot(results, args.sizes, args.jobs, args.plot)
+    plot(results, args.sizes, args.jobs, args.plot,
+         f"{args.model} at {args.image_size} px, {args.epochs} epochs, batch {args.batch_size}; "
+         f"missing points: not measured")
     print(f"plot: {args.plot}; results: {results_file}")
 
 
