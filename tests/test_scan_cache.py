@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from garbage_lit.data import GarbageDataModule
 from garbage_lit.data import scan as scan_module
 from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.scan_cache import records_path
@@ -73,3 +74,10 @@ def test_a_corrupt_cache_falls_back_to_a_full_scan_and_is_rewritten(folder_datas
     seen.clear()
     assert scan_dataset(folder_dataset, "folder", cache_dir=cache).samples == expected.samples
     assert seen == []  # the rewritten records serve the next scan
+
+
+def test_data_module_keeps_scan_records_in_cache_dir_unless_turned_off(folder_dataset, tmp_path):
+    GarbageDataModule(folder_dataset, batch_size=4, cache_dir=tmp_path / "on").setup()
+    GarbageDataModule(folder_dataset, batch_size=4, cache_dir=tmp_path / "off", scan_cache=False).setup()
+    assert records_path(tmp_path / "on", folder_dataset).is_file()
+    assert not (tmp_path / "off").exists()
