@@ -15,7 +15,8 @@ size-N set is the first N of them (symlinks), so sets are nested and balanced li
   PyTorch's set-up, ``torchvision.datasets.ImageFolder(root)`` (lists the files, checks nothing).
 * fill: the feature cache filled through the data module (``data.feature_cache=true``, the train and
   test splits, one view: rotation off), beside a plain loop (``ImageFolder`` + the same eval transforms
-  + ``DataLoader`` + the frozen backbone in ``inference_mode``) over the same N images.
+  + ``DataLoader`` + the frozen backbone in ``inference_mode``) over the same N images; with
+  ``--fill-repeats R`` each side runs R times, alternating which goes first, and the fastest counts.
 * sweep: J jobs of the real command line (``python -m garbage_lit.train -m``, Hydra's sequential
   launcher, J learning rates) on the warm caches, start-up included, beside plain PyTorch: J times an
   ``nn.Linear`` head trained for the same epochs and batch size on the same cached features, then tested.
@@ -142,27 +143,42 @@ def measure_scan(data: Path, work: Path) -> dict[str, float]:
     return {"scan_cold": cold, "scan_warm": warm, "scan_plain": plain, "images": len(result.samples)}
 
 
-def measure_fill(args: argparse.Namespace, data: Path, cache: Path) -> dict[str, float]:
-    cfg = compose_cfg(args, data, cache)
-    datamodule = instantiate(cfg.data)
+def fill_through_data_module(args: argparse.Namespace, data: Path, cache: Path, backbone: nn.Module) -> float:
+    """Seconds to fill the train and test feature caches in ``cache`` through the data module."""
+    datamodule = instantiate(compose_cfg(args, data, cache).data)
     datamodule.setup("fit")
-    backbone, _ = create_backbone(args.model, "auto")
-    backbone.requires_grad_(False)
     datamodule.decide_feature_cache(backbone, args.model)
     start = time.perf_counter()
     datamodule.train_dataloader()
     datamodule.test_dataloader()
-    framework = time.perf_counter() - start
+    return time.perf_counter() - start
 
+
+def fill_plain(args: argparse.Namespace, data: Path, cache: Path, backbone: nn.Module) -> float:
+    """Seconds for the same images through ImageFolder, the same eval transforms and the backbone."""
+    cfg = compose_cfg(args, data, cache)
     transform = build_transforms(False, args.image_size, args.resize_size, 0, list(cfg.data.mean), list(cfg.data.std))
     loader = DataLoader(torchvision.datasets.ImageFolder(str(data), transform=transform), batch_size=args.batch_size)
     start = time.perf_counter()
     backbone.eval()
     with torch.inference_mode():
         features = [backbone(images).numpy() for images, _ in loader]
-    plain = time.perf_counter() - start
-    assert sum(len(f) for f in features) == sum(len(v) for v in datamodule.splits.values())
-    return {"fill": framework, "fill_plain": plain}
+    seconds = time.perf_counter() - start
+    assert sum(len(f) for f in features) == len(loader.dataset)
+    return seconds
+
+
+def measure_fill(args: argparse.Namespace, data: Path, cache: Path) -> dict[str, float]:
+    """Both fills ``--fill-repeats`` times, alternating which goes first (later repeats fill fresh caches)."""
+    backbone, _ = create_backbone(args.model, "auto")
+    backbone.requires_grad_(False)
+    times: dict[str, list[float]] = {"fill": [], "fill_plain": []}
+    for repeat in range(args.fill_repeats):
+        target = cache if repeat == 0 else cache.with_name(f"fill_repeat_{repeat}")
+        sides = [("fill", fill_through_data_module), ("fill_plain", fill_plain)]
+        for key, fill in sides if repeat % 2 == 0 else sides[::-1]:
+            times[key].append(fill(args, data, target, backbone))
+    return {key: min(values) for key, values in times.items()} | {f"{key}_runs": v for key, v in times.items()}
 
 
 def plain_head_sweep(jobs: int, args: argparse.Namespace, cache: Path) -> float:
@@ -254,6 +270,8 @@ def main() -> None:
     parser.add_argument("--resize-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--fill-repeats", type=int, default=1,
+                        help="fills per side, alternating which goes first; the fastest counts")
     parser.add_argument("--data", type=Path, default=default_data(), help="the photos the images are made from")
     parser.add_argument("--images", type=Path, default=DEFAULT_OUT, help="where the generated images are kept")
     parser.add_argument("--work", type=Path, default=Path("/work/runs/scale"))
@@ -269,8 +287,8 @@ def main() -> None:
         build(args.data, args.images, max(args.sizes))
         if args.build_only:
             return
-        # Every size's scan first (cheap), then each size's fill and sweeps: a run cut short keeps the most rows.
-        plan = [(n, "scan") for n in args.sizes] + [(n, step) for n in args.sizes for step in ["fill", *args.jobs]]
+        # Step by step across the sizes (scans, fills, then sweeps by J): a run cut short keeps whole rows.
+        plan = [(n, step) for step in ["scan", "fill", *args.jobs] for n in args.sizes]
         for n, step in plan:
             data, work = subset_of(args.data, args.images, n), args.work / f"n{n}"
             cache = work / "cache"
