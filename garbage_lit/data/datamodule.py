@@ -41,6 +41,7 @@ class GarbageDataModule(pl.LightningDataModule):
     ``groups`` maps classes to waste bins (a dict, or a YAML / CSV file; see :mod:`garbage_lit.data.groups`);
     garbage_classify's ``group/item`` classes have bins without it. ``class_bins`` is then the bin of each class.
 
+    ``scan_cache`` keeps each file's check result in ``cache_dir``, so later jobs skip re-reading unchanged files.
     ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. ``feature_cache`` (true,
     false, auto) makes the training loaders serve cached features of the trainer's model's frozen
     ``backbone`` instead of images (``feature_cache_views`` augmented views per training image when
@@ -75,6 +76,7 @@ class GarbageDataModule(pl.LightningDataModule):
         feature_cache_views: int = 5,
         cache_dir: str | Path | None = None,
         groups: str | Path | dict[str, str] | None = None,
+        scan_cache: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -93,7 +95,7 @@ class GarbageDataModule(pl.LightningDataModule):
         if self.scan is not None:
             return
         hp = self.hparams
-        scan = scan_dataset(self.root, hp.layout)
+        scan = scan_dataset(self.root, hp.layout, cache_dir=hp.cache_dir if hp.scan_cache else None)
         self.class_bins = class_bins(scan.class_names, hp.groups)
         self._report_problems(scan.problems)
         if hp.split_manifest:

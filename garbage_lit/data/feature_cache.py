@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
 from garbage_lit.data.cache_store import cached_entry
+from garbage_lit.data.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,8 @@ def extract_features(backbone: nn.Module, images: Dataset, views: int, path: Pat
     device = next(backbone.parameters()).device
     features: np.ndarray | None = None
     try:
-        with torch.random.fork_rng(devices=[]), torch.inference_mode():
+        with (torch.random.fork_rng(devices=[]), torch.inference_mode(),
+              progress(None, views * len(images), "filling feature cache") as bar):
             torch.manual_seed(VIEW_SEED)
             for view in range(views):
                 loader = DataLoader(images, batch_size=batch_size, num_workers=num_workers,
@@ -121,6 +123,7 @@ def extract_features(backbone: nn.Module, images: Dataset, views: int, path: Pat
                                                              shape=(views, len(images), out.shape[1]))
                     features[view, start:start + len(out)] = out
                     start += len(out)
+                    bar.update(len(out))
     finally:
         backbone.train(was_training)
     if features is None:

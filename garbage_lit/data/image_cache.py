@@ -24,6 +24,7 @@ from torch.utils.data import Dataset
 
 from garbage_lit.data.cache_store import cached_entry, content_ids
 from garbage_lit.data.images import load_rgb
+from garbage_lit.data.progress import progress
 from garbage_lit.data.scan import Sample
 from garbage_lit.data.transforms import geometry_transforms
 
@@ -48,7 +49,7 @@ def decoded_images(samples: Sequence[Sample], image_size: int, resize_size: int,
 
         # Pillow releases the GIL, so threads decode in parallel.
         with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            list(pool.map(decode, range(len(samples))))
+            list(progress(pool.map(decode, range(len(samples))), len(samples), "filling image cache"))
         array.flush()
         del array
 

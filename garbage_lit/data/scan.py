@@ -24,10 +24,13 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from garbage_lit.data.images import load_rgb
+from garbage_lit.data.progress import progress
+from garbage_lit.data.scan_cache import cached_checks
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 RULE_FILE = "garbage_classify_rule.json"
 LAYOUTS = ("folder", "garbage_classify")
+SCAN_PROGRESS_MIN = 500  # images: smaller scans take seconds and show no progress bar
 
 
 class DataError(ValueError):
@@ -67,8 +70,9 @@ class ScanResult:
         return len(self.class_names)
 
 
-def scan_dataset(root: str | Path, layout: str, check_workers: int = 4) -> ScanResult:
-    """Scan ``root`` in ``layout`` and check every image can be decoded."""
+def scan_dataset(root: str | Path, layout: str, check_workers: int = 4,
+                 cache_dir: str | Path | None = None) -> ScanResult:
+    """Scan ``root`` in ``layout`` and check every image can be decoded (reusing ``cache_dir``'s scan records)."""
     root = Path(root).expanduser()
     if layout not in LAYOUTS:
         raise DataError(f"data.layout={layout!r} is not supported; choose one of {', '.join(LAYOUTS)}")
@@ -84,7 +88,7 @@ def scan_dataset(root: str | Path, layout: str, check_workers: int = 4) -> ScanR
     if not result.samples and not result.problems:
         raise DataError(f"dataset root {root} holds no images in the {layout!r} layout (data.layout); "
                         f"check data.root and data.layout")
-    checked, problems = check_images(result.samples, root, workers=check_workers)
+    checked, problems = check_images(result.samples, root, workers=check_workers, cache_dir=cache_dir)
     result.samples = checked
     result.problems.extend(problems)
     if not result.samples:
@@ -232,11 +236,21 @@ def check_image(path: Path) -> tuple[str, str | None]:
     return digest, None
 
 
-def check_images(samples: Iterable[Sample], root: Path, workers: int = 4) -> tuple[list[Sample], list[DataProblem]]:
-    """Decode every image (in threads: Pillow releases the GIL); keep the good ones, list the rest."""
+def check_images(samples: Iterable[Sample], root: Path, workers: int = 4,
+                 cache_dir: str | Path | None = None) -> tuple[list[Sample], list[DataProblem]]:
+    """Decode every image (in threads: Pillow releases the GIL); keep the good ones, list the rest.
+
+    With ``cache_dir``, files whose path, size and mtime are unchanged since an earlier scan are not
+    read again (see :mod:`garbage_lit.data.scan_cache`).
+    """
     samples = list(samples)
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1))) as pool:
-        results = list(pool.map(check_image, (s.path for s in samples)))
+
+    def check_all(paths: list[Path]) -> list[tuple[str, str | None]]:
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1))) as pool:
+            return list(progress(pool.map(check_image, paths), len(paths), "scanning images", SCAN_PROGRESS_MIN))
+
+    paths = [s.path for s in samples]
+    results = check_all(paths) if cache_dir is None else cached_checks(paths, root, cache_dir, check_all)
     good: list[Sample] = []
     problems: list[DataProblem] = []
     for sample, (digest, problem) in zip(samples, results):

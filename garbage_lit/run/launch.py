@@ -1,9 +1,10 @@
-"""Per-launch set-up of a job: its own GPU inside a sweep, DataLoader workers that start, DDP ranks in its folder."""
+"""Per-launch set-up of a job: its GPU or share of the cores in a sweep, DataLoader workers that start, DDP ranks."""
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
@@ -29,10 +30,48 @@ def use_platform_start_method() -> str | None:
 
 
 def prepare_sweep_job(cfg: DictConfig) -> None:
-    """Call at the start of a Hydra job: in a multirun, one GPU per job and working DataLoader workers."""
+    """Call at the start of a Hydra job: in a multirun, one GPU (or a share of the cores) per job, working workers."""
     hydra_cfg = HydraConfig.get()
     use_platform_start_method()
-    assign_job_gpu(cfg, hydra_cfg.job.num if hydra_cfg.mode == RunMode.MULTIRUN else None)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    assign_job_gpu(cfg, hydra_cfg.job.num if multirun else None)
+    parallel = multirun and "joblib" in str(hydra_cfg.launcher.get("_target_", ""))
+    share_cpu_threads(cfg, hydra_cfg.launcher.n_jobs if parallel else None)
+
+
+def share_cpu_threads(cfg: DictConfig, n_jobs: int | None, cpu_count: int | None = None) -> int | None:
+    """Set torch's CPU threads for this job; return the number set (None: left as torch chose).
+
+    ``threads`` (top-level) always wins. Otherwise ``n_jobs`` jobs running at once on the CPU (the
+    joblib launcher, ``hydra/launcher=parallel``; negative counts as joblib reads them) get
+    ``cores // n_jobs`` threads each, so they do not thrash one another, unless ``OMP_NUM_THREADS``
+    is set: joblib sets it to that share in its workers, or passes on the user's own value.
+    """
+    import torch
+
+    threads = cfg.get("threads")
+    if threads is not None:
+        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+            raise ValueError(f"threads={threads!r} is not allowed: threads must be an integer >= 1 "
+                             f"(torch CPU threads per job), or threads=null to choose automatically")
+        torch.set_num_threads(threads)
+        log.info("torch uses %d CPU threads (threads=%d)", threads, threads)
+        return threads
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if n_jobs is None or not on_cpu:
+        return None
+    cores = cpu_count or os.cpu_count() or 1
+    at_once = min(cores, n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs))
+    if "OMP_NUM_THREADS" in os.environ:
+        log.info("%d jobs at once on %d cores: torch uses %d CPU threads (OMP_NUM_THREADS=%s)", at_once, cores,
+                 torch.get_num_threads(), os.environ["OMP_NUM_THREADS"])
+        return None
+    share = max(1, cores // at_once)
+    torch.set_num_threads(share)
+    log.info("%d jobs at once on %d cores: torch uses %d CPU threads per job (set threads= to change)",
+             at_once, cores, share)
+    return share
 
 
 def gpu_for_job(job_num: int, num_gpus: int) -> int:
