@@ -19,7 +19,7 @@ from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_duplicates, summary, write_duplicates
 from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_features, feature_cache_decision
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
-from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
+from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, memoized_scan
 from garbage_lit.data.split import read_manifest, stratified_split, write_manifest
 from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, epoch_transforms
 from garbage_lit.run.folder import DUPLICATES_FILE, MANIFEST_FILE, PROBLEMS_FILE
@@ -69,6 +69,7 @@ class GarbageDataModule(pl.LightningDataModule):
         feature_cache: bool | str = False,
         feature_cache_views: int = 5,
         cache_dir: str | Path | None = None,
+        eval_test: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(logger=False)
@@ -86,7 +87,7 @@ class GarbageDataModule(pl.LightningDataModule):
         if self.scan is not None:
             return
         hp = self.hparams
-        scan = scan_dataset(self.root, hp.layout)
+        scan = memoized_scan(self.root, hp.layout)
         self._report_problems(scan.problems)
         if hp.split_manifest:
             assignment = read_manifest(Path(hp.split_manifest), self.root, scan.samples, scan.class_names)
@@ -156,8 +157,9 @@ class GarbageDataModule(pl.LightningDataModule):
 
     @property
     def eval_splits(self) -> list[str]:
-        """Splits evaluated after every epoch, in val-dataloader order: val (when present), test."""
-        return [name for name in ("val", "test") if self.splits.get(name)]
+        """Splits evaluated after every epoch, in val-dataloader order: val (when present), test (if eval_test)."""
+        return [name for name in ("val", "test")
+                if self.splits.get(name) and (name != "test" or self.hparams.eval_test)]
 
     def preprocessing(self) -> dict:
         """The evaluation-time preprocessing, stored in checkpoints so predict needs no config."""
