@@ -62,8 +62,13 @@ class Search:
         self.settings = config[key]
         self.metric = str(config.optimized_metric)
         self.sweep_dir = Path(config.hydra.sweep.dir)
-        self.space, self.fixed = parse_space(OmegaConf.to_container(self.settings.params, resolve=True) or {},
-                                             list(arguments), prefix=f"{key}.params.")
+        params = OmegaConf.to_container(self.settings.params, resolve=True)
+        unknown = sorted(set(self.settings.exclude) - set(params))
+        if unknown:
+            raise ConfigError(f"{key}.exclude names {', '.join(unknown)}, which {key}.params does not search; "
+                              f"searched keys: {', '.join(params)}")
+        params = {k: v for k, v in params.items() if k not in set(self.settings.exclude)}
+        self.space, self.fixed = parse_space(params, list(arguments), prefix=f"{key}.params.")
         self.groups = set(config.hydra.runtime.choices)  # config groups (optim, model, ...) are chosen first
         self._present: dict[tuple[str, ...], DictConfig] = {}
 
