@@ -2,6 +2,7 @@
 
     python -m garbage_lit.report multirun/2026-01-01/12-00-00-000000
     python -m garbage_lit.report SWEEP_DIR --reference my_paper_numbers.yaml
+    python -m garbage_lit.report multirun/search/search            # an hparams_search=optuna folder (search report)
 
 Writes into the sweep folder: ``report.md`` (everything below), ``paper_table.csv`` (per-epoch train/test
 loss and accuracy per configuration, as the paper's figure 6), ``summary.csv`` (final test accuracy and
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from garbage_lit.run.folder import COMPLETED, TEST_ACC, TEST_RECALL
+from garbage_lit.search.outputs import read_search, search_report
 from garbage_lit.sweeps.paper import REFERENCE_PATH, comparison_table, load_reference
 from garbage_lit.sweeps.plots import accuracy_comparison_figure, learning_curves_figure
 from garbage_lit.sweeps.results import JobResult, load_sweep
@@ -212,6 +214,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help=f"the paper's numbers (default: the bundled {REFERENCE_PATH.name})")
     parser.add_argument("--out", type=Path, default=None, help="where to write the files (default: the sweep folder)")
     args = parser.parse_args(argv)
+    if read_search(args.sweep_dir) is not None:  # an hparams_search=optuna folder: its own report
+        markdown = search_report(args.sweep_dir)
+        out = args.out or args.sweep_dir
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(markdown, encoding="utf-8")
+        print(markdown)
+        print(f"Wrote {out / 'report.md'}")
+        return 0
     try:
         report = build_report(args.sweep_dir, args.reference)
     except (FileNotFoundError, ValueError) as exc:

@@ -21,9 +21,9 @@ from garbage_lit.train import train
 from helpers.data import make_folder_dataset
 from helpers.sweeps import run_sweep
 
-# Tiny and exhaustive: BruteForceSampler runs each of the 4 (optim, lr) pairs once; lr=-1 fails validation.
+# Tiny: optim and lr only (random sampler, seed 0: both optimizers, and lr=-1, which fails validation, once).
 TINY = ["hparams_search=optuna", "data.val_ratio=0.3", "epochs=2", "batch_size=4",
-        "hparams_search.sampler._target_=optuna.samplers.BruteForceSampler", "~hparams_search.sampler.n_startup_trials",
+        "hparams_search.sampler._target_=optuna.samplers.RandomSampler", "~hparams_search.sampler.n_startup_trials",
         "hparams_search.pruner=null",
         "hparams_search.exclude=[lr,optim,optim.weight_decay,optim.momentum,batch_size,model.label_smoothing,epochs]",
         "optim=choice(sgd,adam)", "lr=choice(0.05,-1)"]
@@ -104,10 +104,9 @@ def test_tiny_search_end_to_end_failures_resume_and_final_test(tmp_path):
     assert trials[3].state == TrialState.FAIL and trials[3].user_attrs["interrupted"]
     assert len(trials) == 5 and trials[4].state != TrialState.RUNNING
 
-    # lr=-1 fails config validation: two failed trials, and the study went on to complete both others.
+    # lr=-1 fails config validation: that trial is marked failed and the study goes on.
     counted = [t for t in trials if not t.user_attrs.get("interrupted")]
-    assert sorted((t.params["optim"], t.params["lr"]) for t in counted) == [("adam", -1), ("adam", 0.05),
-                                                                           ("sgd", -1), ("sgd", 0.05)]
+    assert {t.params["lr"] for t in counted} == {0.05, -1} and {t.params["optim"] for t in counted} == {"sgd", "adam"}
     for t in counted:
         assert t.state == (TrialState.FAIL if t.params["lr"] == -1 else TrialState.COMPLETE)
         if t.params["lr"] == -1:
@@ -142,7 +141,8 @@ def test_tiny_search_end_to_end_failures_resume_and_final_test(tmp_path):
 
     assert report_main([str(sweep)]) == 0
     report = (sweep / "report.md").read_text()
-    assert f"{TEST_ACC} {final['final'][TEST_ACC]:.4f}" in report and "2 complete" in report
+    complete = sum(t.state == TrialState.COMPLETE for t in trials)
+    assert f"{TEST_ACC} {final['final'][TEST_ACC]:.4f}" in report and f"{complete} complete" in report
 
 
 @pytest.mark.slow
