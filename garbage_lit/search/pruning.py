@@ -17,21 +17,30 @@ def _study(storage: str, study_name: str) -> optuna.Study:
     return optuna.load_study(study_name=study_name, storage=storage)
 
 
+def _trial(storage: str, study_name: str, trial_id: int, pruner: optuna.pruners.BasePruner | None) -> optuna.Trial:
+    """Trial ``trial_id`` of the stored study, judged by ``pruner`` (a storage does not keep the study's pruner)."""
+    study = _study(storage, study_name)
+    study.pruner = pruner or optuna.pruners.NopPruner()
+    return optuna.trial.Trial(study, trial_id)
+
+
 class OptunaPruning(pl.Callback):
     """Reports ``monitor`` (a validation metric) to Optuna trial ``trial_id`` at the end of every validation.
 
     Raises :class:`optuna.TrialPruned` when the study's pruner says the trial is unpromising; the
-    search records it as pruned. The trial is reached through the study's storage, so this works in
+    search records it as pruned (``pruner``: the study's, ``hparams_search.pruner``; None never prunes).
+    The trial is reached through the study's storage, so this works in
     the sweeper's process and in launcher processes (parallel, SLURM) alike. ``trial_id=None`` (a run
     outside a search, or the final run of the best parameters) does nothing.
     """
 
-    def __init__(self, monitor: str, storage: str | None, study_name: str | None, trial_id: int | None) -> None:
+    def __init__(self, monitor: str, storage: str | None, study_name: str | None, trial_id: int | None,
+                 pruner: optuna.pruners.BasePruner | None = None) -> None:
         if trial_id is not None and not str(monitor).startswith("val/"):
             raise ValueError(f"callbacks.optuna_pruning.monitor={monitor!r}: pruning must watch a validation "
                              f"metric (val/...), never the test split; set optimized_metric=val/acc")
         self.monitor = monitor
-        self.trial = (optuna.trial.Trial(_study(storage, study_name), trial_id)
+        self.trial = (_trial(storage, study_name, trial_id, pruner)
                       if trial_id is not None and storage and study_name else None)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

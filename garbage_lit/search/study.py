@@ -83,7 +83,7 @@ class Search:
             sampler=_instantiate_or(settings.sampler, None), pruner=_instantiate_or(settings.pruner,
                                                                                       optuna.pruners.NopPruner()),
             load_if_exists=True)
-        task = [o for o in self.fixed if not o.startswith((f"{self.key}.", f"{self.key}=", "hydra."))]
+        task = self._task_overrides()
         stored = study.user_attrs.get("task_overrides")
         if stored is None:
             study.set_user_attr("task_overrides", task)
@@ -170,12 +170,15 @@ class Search:
                     type(error).__name__, error, trial.user_attrs.get("folder"))
 
     # -- the end ------------------------------------------------------------------------------------
+    def _task_overrides(self) -> list[str]:
+        """The command's overrides that define the task (data, model, ...): not the search's or Hydra's settings."""
+        return [o for o in self.fixed if not o.lstrip("~+").startswith((f"{self.key}=", f"{self.key}.", "hydra."))]
+
     def _best_overrides(self, study: optuna.Study) -> list[str]:
         """The task's own overrides plus the best parameters: one ready-to-run line (no search settings)."""
         if not _has_complete(study):
             return []
-        task = [o for o in self.fixed if not o.startswith((f"{self.key}=", f"{self.key}.", "hydra."))]
-        return [*task, *(f"{k}={override_value(v)}" for k, v in study.best_trial.params.items())]
+        return [*self._task_overrides(), *(f"{k}={override_value(v)}" for k, v in study.best_trial.params.items())]
 
     def _final(self, study: optuna.Study) -> dict[str, Any] | None:
         """Train the best parameters once more with the test split on; reuse that run if it already completed."""
