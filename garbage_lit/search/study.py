@@ -94,7 +94,9 @@ class Search:
                               f"Set {self.key}.study_name=<new name> (or hydra.sweep.dir=<new folder>) for a new study")
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             # Only this process runs the study's trials (parallelism is the launcher's), so these were killed.
-            optuna.trial.Trial(study, trial._trial_id).set_user_attr("interrupted", True)
+            interrupted = optuna.trial.Trial(study, trial._trial_id)
+            interrupted.set_user_attr("interrupted", True)
+            interrupted.set_user_attr("error", "interrupted: the search was killed during this trial")
             study.tell(trial.number, state=TrialState.FAIL)
             log.info("trial %d was interrupted by an earlier kill: marked failed, run again as a new trial",
                      trial.number)
