@@ -74,15 +74,15 @@ def main() -> None:
     torch.set_num_threads(1)
     summary = json.loads((args.search_dir / "search.json").read_text())
     with (args.search_dir / "trials.csv").open() as handle:
-        trials = [r for r in csv.DictReader(handle) if r["seconds"] and not r["error"].startswith("interrupted")]
+        trials = [r for r in csv.DictReader(handle) if r["state"] in ("complete", "pruned")]  # not failed/killed
     seconds = [float(r["seconds"]) for r in trials]
     complete = [float(r["seconds"]) for r in trials if r["state"] == "complete"]
     best_dir = args.search_dir / str(summary["best"]["trial"])
     plain, plain_acc = plain_training(best_dir / ".hydra" / "config.yaml", cached_features(best_dir), args.repeats)
     per_trial = statistics.median(complete)
-    rows = [("trials (finished, not interrupted)", f"{len(trials)} of {sum(summary['trials'].values())} "
-                                                   f"({dict((k, v) for k, v in summary['trials'].items() if v)})"),
-            ("search, sum of trial seconds", f"{sum(seconds):.1f} s = {sum(seconds) / 60:.2f} min"),
+    rows = [("trials (complete + pruned)", f"{len(trials)} of {sum(summary['trials'].values())} "
+                                           f"({dict((k, v) for k, v in summary['trials'].items() if v)})"),
+            ("search, sum of their seconds", f"{sum(seconds):.1f} s = {sum(seconds) / 60:.2f} min"),
             ("search, median completed trial", f"{per_trial:.2f} s"),
             ("search, 100 trials at that median", f"{100 * per_trial / 60:.2f} min"),
             ("plain PyTorch, best trial's head", f"{plain:.2f} s (val acc {plain_acc:.4f}; "
