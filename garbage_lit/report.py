@@ -2,6 +2,7 @@
 
     python -m garbage_lit.report multirun/2026-01-01/12-00-00-000000
     python -m garbage_lit.report SWEEP_DIR --reference my_paper_numbers.yaml
+    python -m garbage_lit.report multirun/search/search            # an hparams_search=optuna folder (search report)
 
 Writes into the sweep folder: ``report.md`` (everything below), ``paper_table.csv`` (per-epoch train/test
 loss and accuracy per configuration, as the paper's figure 6), ``summary.csv`` (final test accuracy and
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from garbage_lit.run.folder import COMPLETED, TEST_ACC, TEST_RECALL
+from garbage_lit.search.outputs import read_search, search_report
 from garbage_lit.sweeps.claims import Bootstrap, Claims, judge_claims
 from garbage_lit.sweeps.paper import REFERENCE_PATH, comparison_table, load_reference, weights_line
 from garbage_lit.sweeps.plots import accuracy_comparison_figure, learning_curves_figure
@@ -245,6 +247,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.resamples < 1 or not 0 < args.confidence < 1:
         parser.error(f"--resamples={args.resamples} must be >= 1 and --confidence={args.confidence} in (0, 1)")
+    if read_search(args.sweep_dir) is not None:  # an hparams_search=optuna folder: its own report
+        markdown = search_report(args.sweep_dir)
+        out = args.out or args.sweep_dir
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "report.md").write_text(markdown, encoding="utf-8")
+        print(markdown)
+        print(f"Wrote {out / 'report.md'}")
+        return 0
     try:
         report = build_report(args.sweep_dir, args.reference,
                               Bootstrap(args.resamples, args.confidence, args.bootstrap_seed))

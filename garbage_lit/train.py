@@ -20,6 +20,7 @@ from typing import Any
 import hydra
 import pytorch_lightning as pl
 import torch
+from hydra.core.plugins import Plugins
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
@@ -30,7 +31,9 @@ from garbage_lit.config import register_resolvers, unknown_key_hint, validate_co
 from garbage_lit.plots import confusion_figure
 from garbage_lit.run.folder import (
     COMPLETED,
+    FAILED,
     LOSS,
+    PRUNED,
     RUNNING,
     TEST,
     TEST_ACC,
@@ -44,10 +47,14 @@ from garbage_lit.run.provenance import provenance
 from garbage_lit.run.recorder import MetricsJson
 from garbage_lit.run.resume import continue_in, launch_overrides, leave_pointer, resume_point
 from garbage_lit.run.tensorboard import log_hparams
+from hydra_plugins.garbage_lit_optuna.optuna_sweeper import GarbageLitOptunaSweeper
 
 log = logging.getLogger(__name__)
 
 register_resolvers()
+# hparams_search=optuna's sweeper. Hydra also finds it by scanning hydra_plugins/, except in editable installs,
+# whose import hook hides namespace packages from that scan.
+Plugins.instance().register(GarbageLitOptunaSweeper)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -107,13 +114,24 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if checkpoint is not None:
         # Written head-only while training on cached features: the chosen and the last one get their backbone back.
         complete_checkpoints(trainer, model, [ckpt_path, checkpoint.last_model_path])
-    trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
-    final = {**model.final_results, metric_key(TEST, LOSS): float(trainer.callback_metrics[metric_key(TEST, LOSS)]),
-             "checkpoint": ckpt_path, "epoch": _checkpoint_epoch(ckpt_path, trainer)}
+    final: dict[str, Any] = {"checkpoint": ckpt_path, "epoch": _checkpoint_epoch(ckpt_path, trainer)}
+    objective = cfg.get("optimized_metric")
+    if objective:
+        # The kept epoch's value (metrics.json's row of final["epoch"]): what a sweeper optimizes, never a test metric.
+        row = next((e for e in metrics_json.epochs if e["epoch"] == final["epoch"]), {})
+        final[objective] = row.get(objective)
+    if cfg.get("test", True):
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        final.update(model.final_results)
+        final[metric_key(TEST, LOSS)] = float(trainer.callback_metrics[metric_key(TEST, LOSS)])
     metrics_json.update(status=COMPLETED, final=final, best_epoch=final["epoch"])
     _log_to_tensorboard(trainer, cfg, model, final)
-    log.info("test accuracy %.4f, macro recall %.4f (weights: %s); results in %s",
-             final[TEST_ACC], final[TEST_RECALL], model.weights_source, output_dir)
+    if TEST_ACC in final:
+        log.info("test accuracy %.4f, macro recall %.4f (weights: %s); results in %s",
+                 final[TEST_ACC], final[TEST_RECALL], model.weights_source, output_dir)
+    else:
+        log.info("%s %s at epoch %d (test split not evaluated: test=false); results in %s",
+                 objective, final.get(objective), final["epoch"], output_dir)
     return final
 
 
@@ -144,13 +162,23 @@ def _log_to_tensorboard(trainer: pl.Trainer, cfg: DictConfig, model: pl.Lightnin
     for logger in trainer.loggers:
         if not isinstance(logger, TensorBoardLogger):
             continue
-        figure = confusion_figure(final["confusion_matrix"], model.class_names)
-        logger.experiment.add_figure(metric_key(TEST, "confusion_matrix"), figure, global_step=trainer.global_step)
-        # The metrics' values are the test/* scalars trainer.test just logged (HParams shows a tag's last value).
+        if "confusion_matrix" in final:
+            figure = confusion_figure(final["confusion_matrix"], model.class_names)
+            logger.experiment.add_figure(metric_key(TEST, "confusion_matrix"), figure,
+                                         global_step=trainer.global_step)
+        # The metrics' values are the scalars already logged (HParams shows a tag's last value: test/* from
+        # trainer.test, the optimized val metric's last epoch).
         bins = [key for key in final if key.startswith(metric_key(TEST, "bin_"))]  # with data.groups
+        keys = (TEST_ACC, TEST_RECALL, metric_key(TEST, LOSS), *bins, cfg.get("optimized_metric"))
         log_hparams(logger, hparams_of(cfg, model.weights_source),  # swept columns shown first
-                    metrics=(TEST_ACC, TEST_RECALL, metric_key(TEST, LOSS), *bins))
+                    metrics=[key for key in dict.fromkeys(keys) if key and final.get(key) is not None])
         logger.finalize("success")
+
+
+# Shown when the config has them (momentum only with SGD, the backbone's lr ratio only when fine-tuning).
+_OPTIONAL_HPARAMS = (("weight_decay", "optim.weight_decay"), ("momentum", "optim.momentum"),
+                     ("label_smoothing", "model.label_smoothing"),
+                     ("backbone_lr_ratio", "callbacks.backbone_finetuning.backbone_initial_ratio_lr"))
 
 
 def hparams_of(cfg: DictConfig, weights_source: str) -> dict[str, Any]:
@@ -163,6 +191,8 @@ def hparams_of(cfg: DictConfig, weights_source: str) -> dict[str, Any]:
         "lr": cfg.lr,
         "batch_size": cfg.batch_size,
         "epochs": cfg.epochs,
+        **{name: OmegaConf.select(cfg, key) for name, key in _OPTIONAL_HPARAMS
+           if OmegaConf.select(cfg, key) is not None},
         "seed": cfg.seed,
         "scheduler": cfg.scheduler._target_.rsplit(".", 1)[-1] if cfg.get("scheduler") else "none",
         "data": f"{cfg.data.layout}:{Path(str(cfg.data.root)).name}",
@@ -170,12 +200,18 @@ def hparams_of(cfg: DictConfig, weights_source: str) -> dict[str, Any]:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://garbage_lit.conf", config_name="train")
-def main(cfg: DictConfig) -> float:
+def main(cfg: DictConfig) -> float | None:
+    """Train one job; return its ``optimized_metric`` (default ``val/acc``) for a sweeper, None without a val split.
+
+    Never a test metric by default: a sweeper that optimizes the return value would otherwise tune on the test set.
+    """
     try:
         prepare_sweep_job(cfg)  # one GPU per job, DataLoader workers inside parallel launchers
-        return train(cfg)[TEST_ACC]
+        return train(cfg).get(cfg.optimized_metric)
     except BaseException as exc:
-        record_failure(Path(cfg.paths.output_dir), exc)  # the resumed run's folder when resuming
+        from optuna import TrialPruned  # a search stopped this trial early: not a failure
+
+        record_failure(Path(cfg.paths.output_dir), exc, PRUNED if isinstance(exc, TrialPruned) else FAILED)
         raise
 
 

@@ -28,6 +28,7 @@ CHECKPOINT_DIR = "checkpoints"
 RUNNING = "running"
 COMPLETED = "completed"
 FAILED = "failed"
+PRUNED = "pruned"            # a hyperparameter search stopped the trial early (hparams_search=optuna)
 # ... and as a sweep report sees a job
 MISSING = "missing"          # the grid promised this job but its folder or metrics.json does not exist
 INTERRUPTED = "interrupted"  # metrics.json still says "running": the process died or is still going
@@ -89,8 +90,8 @@ def run_status(run_dir: str | Path) -> str | None:
         return None
 
 
-def record_failure(run_dir: str | Path, exc: BaseException) -> None:
-    """Mark the run failed in metrics.json and keep its traceback beside it (all else in the folder stays)."""
+def record_failure(run_dir: str | Path, exc: BaseException, status: str = FAILED) -> None:
+    """Mark the run ``status`` (failed, or pruned) in metrics.json and keep its traceback beside it."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / FAILURE_FILE).write_text("".join(traceback.format_exception(exc)))
@@ -98,5 +99,5 @@ def record_failure(run_dir: str | Path, exc: BaseException) -> None:
         payload = read_metrics(run_dir) or {}
     except ValueError:
         payload = {}
-    payload.update(status=FAILED, error=f"{type(exc).__name__}: {exc}")
+    payload.update(status=status, error=f"{type(exc).__name__}: {exc}")
     write_json_atomic(run_dir / METRICS_FILE, payload)
