@@ -21,7 +21,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from garbage_lit.run.folder import TEST_ACC, TEST_RECALL, write_json_atomic
+from garbage_lit.run.folder import COMPLETED, TEST_ACC, TEST_RECALL, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ def search_report(sweep_dir: Path, top: int = 10) -> str:
              f"asked for; {summary['trial_minutes']} trial-minutes, median {summary['median_trial_seconds']} s per "
              f"trial. Objective: {metric} ({summary['direction']}), validation split only.", ""]
     final = summary.get("final")
-    if final and final.get("status") == "completed":
+    if final and final.get("status") == COMPLETED:
         lines += ["## Final result (the test split, evaluated once)", "",
                   f"Best trial {final['trial']} retrained on the {final['trained_on']}: "
                   f"**{TEST_ACC} {final.get(TEST_ACC):.4f}**, {TEST_RECALL} {final.get(TEST_RECALL):.4f}, "

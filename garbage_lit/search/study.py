@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from garbage_lit.config import ConfigError
-from garbage_lit.run.folder import COMPLETED, read_metrics
+from garbage_lit.run.folder import COMPLETED, FAILED, read_metrics
 from garbage_lit.search.outputs import read_search, write_outputs
 from garbage_lit.search.space import override_value, parse_space, suggest
 
@@ -199,7 +199,7 @@ class Search:
             [result] = self.launcher.launch([overrides], initial_job_idx=len(study.trials))
             if result.status != JobStatus.COMPLETED:
                 log.warning("the final run failed: %s", result._return_value)
-                return {"trial": best.number, "folder": str(folder), "status": "failed",
+                return {"trial": best.number, "folder": str(folder), "status": FAILED,
                         "error": str(result._return_value)}
             metrics = read_metrics(folder)
         final = metrics["final"]
