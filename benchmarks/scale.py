@@ -1,8 +1,12 @@
 """Benchmark 5: how set-up, cache fill and a cached sweep grow with the number of images, beside plain PyTorch.
 
-    nice -n 19 python benchmarks/scale.py                          # N = 600, 2500, 15000; J = 1, 4, 16 jobs
+    OMP_NUM_THREADS=1 nice -n 19 python benchmarks/scale.py --data ../shared/data/trashnet \
+        --image-size 32 --resize-size 37                           # what benchmarks/README.md reports
     python benchmarks/scale.py --sizes 60 --jobs 1 2 --epochs 1    # a smoke run
     python benchmarks/scale.py --report-only                       # table and plot from the results so far
+
+Defaults: N = 600, 2500, 15000; J = 1, 4, 16; 224 px; images kept in /work/runs/scale_data and results
+in /work/runs/scale (``--images``, ``--work``).
 
 The images are distinct, real-looking JPEGs made from the TrashNet photos and kept in ``--images``
 (made once, reused by later runs): image ``i`` comes from photo ``order[i % 2527]`` (a seeded shuffle),

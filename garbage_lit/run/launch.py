@@ -62,7 +62,7 @@ def share_cpu_threads(cfg: DictConfig, n_jobs: int | None, cpu_count: int | None
     if n_jobs is None or not on_cpu:
         return None
     cores = cpu_count or os.cpu_count() or 1
-    at_once = min(cores, n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs))
+    at_once = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
     if "OMP_NUM_THREADS" in os.environ:
         log.info("%d jobs at once on %d cores: torch uses %d CPU threads (OMP_NUM_THREADS=%s)", at_once, cores,
                  torch.get_num_threads(), os.environ["OMP_NUM_THREADS"])
