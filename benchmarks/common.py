@@ -20,8 +20,12 @@ TRASHNET = SHARED_DATA / "trashnet"
 
 
 def default_data() -> Path:
-    """TrashNet in ../shared/data (or $GARBAGE_LIT_SHARED_DATA) when present, else the bundled sample."""
-    return TRASHNET if TRASHNET.is_dir() else SAMPLE_DATA
+    """TrashNet in ../shared/data (or $GARBAGE_LIT_SHARED_DATA) when present, else the bundled sample (said aloud)."""
+    if TRASHNET.is_dir():
+        return TRASHNET
+    print(f"benchmarks: {TRASHNET} not found; measuring the bundled 180-image sample instead "
+          f"(pass --data or set GARBAGE_LIT_SHARED_DATA for TrashNet)", file=sys.stderr)
+    return SAMPLE_DATA
 
 
 def subset(root: Path, per_class: int | None, workdir: Path) -> Path:
