@@ -90,7 +90,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
 
-    metrics_json = MetricsJson(output_dir)
+    metrics_json = MetricsJson(output_dir, resuming=resume is not None)
     callbacks = [metrics_json, *_instantiate_callbacks(cfg, has_val="val" in datamodule.eval_splits)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

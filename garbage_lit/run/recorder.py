@@ -10,7 +10,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_only
 
-from garbage_lit.run.folder import METRICS_FILE, TEST, TRAIN, VAL, write_json_atomic
+from garbage_lit.run.folder import METRICS_FILE, TEST, TRAIN, VAL, read_metrics, write_json_atomic
 
 
 def _clean(value: float) -> float | None:
@@ -20,9 +20,11 @@ def _clean(value: float) -> float | None:
 class MetricsJson(pl.Callback):
     """Records every finished epoch once (its state is checkpointed, so resumed runs stay exact)."""
 
-    def __init__(self, output_dir: str | Path, filename: str = METRICS_FILE) -> None:
+    def __init__(self, output_dir: str | Path, filename: str = METRICS_FILE, resuming: bool = False) -> None:
+        """``resuming``: start from the epochs the folder's metrics.json already records (each was written when
+        its epoch ended), so a checkpoint saved before an epoch's end hooks ran loses none of them."""
         self.path = Path(output_dir) / filename
-        self.epochs: list[dict[str, Any]] = []
+        self.epochs: list[dict[str, Any]] = (read_metrics(output_dir) or {}).get("epochs", []) if resuming else []
         self.info: dict[str, Any] = {}
         self._epoch_started = 0.0
 
