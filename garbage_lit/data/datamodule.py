@@ -20,7 +20,7 @@ from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_
 from garbage_lit.data.feature_cache import FeatureDataset, cached_features, feature_cache_decision, module_fingerprint
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
-from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, memoized_scan
+from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
 from garbage_lit.data.split import read_manifest, stratified_split, write_manifest
 from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, epoch_transforms
 from garbage_lit.run.folder import DUPLICATES_FILE, MANIFEST_FILE, PROBLEMS_FILE
@@ -96,7 +96,7 @@ class GarbageDataModule(pl.LightningDataModule):
         if self.scan is not None:
             return
         hp = self.hparams
-        scan = memoized_scan(self.root, hp.layout, cache_dir=hp.cache_dir if hp.scan_cache else None)
+        scan = scan_dataset(self.root, hp.layout, cache_dir=hp.cache_dir if hp.scan_cache else None)
         self.class_bins = class_bins(scan.class_names, hp.groups)
         self._report_problems(scan.problems)
         if hp.split_manifest:

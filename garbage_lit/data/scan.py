@@ -13,7 +13,6 @@ problems with the dataset as a whole (missing root, malformed rule file) raise :
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import os
@@ -96,25 +95,6 @@ def scan_dataset(root: str | Path, layout: str, check_workers: int = 4,
         raise DataError(f"no usable images under {root}: all {len(result.problems)} files had problems, "
                         f"e.g. {result.problems[0].file}: {result.problems[0].problem}")
     return result
-
-
-_SCANS: dict[tuple, ScanResult] = {}
-
-
-def memoized_scan(root: str | Path, layout: str, cache_dir: str | Path | None = None) -> ScanResult:
-    """:func:`scan_dataset`, reused within a process while no file under ``root`` changed (name, size, mtime).
-
-    In-process sweeps (a search's trials) then pay for listing the files, not even for reading the scan
-    cache's records (``cache_dir``, which spares other processes the decoding).
-    """
-    root = Path(root).expanduser()
-    stats = ((str(p), p.stat()) for p in root.rglob("*") if p.is_file()) if root.is_dir() else ()
-    signature = tuple(sorted((name, stat.st_size, stat.st_mtime_ns) for name, stat in stats))
-    key = (str(root.resolve()), layout, signature)
-    if key not in _SCANS:
-        _SCANS.clear()  # one dataset at a time: a memo, not a second cache
-        _SCANS[key] = scan_dataset(root, layout, cache_dir=cache_dir)
-    return copy.deepcopy(_SCANS[key])
 
 
 def is_image_file(path: Path) -> bool:
