@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from garbage_lit.report import build_report, main, write_report
+from garbage_lit.run.folder import planned_jobs
 from garbage_lit.sweeps.paper import RANDOM_INIT_NOTE, load_reference
-from garbage_lit.sweeps.results import load_sweep, planned_jobs
+from garbage_lit.sweeps.results import load_sweep
 from garbage_lit.sweeps.tables import mean_std, optimizer_label
 
 from helpers.data import require_shared

@@ -14,6 +14,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "split_manifest.csv"
 FAILURE_FILE = "failure.log"
@@ -23,6 +25,7 @@ POINTER_FILE = "resumed_in.txt"      # left in a launch's own folder when it con
 PREDICTIONS_FILE = "test_predictions.csv"  # the final test of the chosen checkpoint, one row per test image
 PREDICTION_COLUMNS = ("file", "label", "predicted", "probability")  # file relative to the data root
 CHECKPOINT_DIR = "checkpoints"
+MULTIRUN_FILE = "multirun.yaml"     # a sweep folder's: the grid the sweep promised
 
 # ``status`` in metrics.json
 RUNNING = "running"
@@ -101,3 +104,18 @@ def record_failure(run_dir: str | Path, exc: BaseException, status: str = FAILED
         payload = {}
     payload.update(status=status, error=f"{type(exc).__name__}: {exc}")
     write_json_atomic(run_dir / METRICS_FILE, payload)
+
+def planned_jobs(sweep_dir: str | Path) -> list[list[str]]:
+    """The overrides of every job the sweep meant to run, rebuilt from ``multirun.yaml`` as Hydra's sweeper does."""
+    path = Path(sweep_dir) / MULTIRUN_FILE
+    if not path.is_file():
+        return []
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra_cfg = OmegaConf.load(path).hydra
+    if "BasicSweeper" not in str(hydra_cfg.sweeper.get("_target_", "")):
+        return []  # another sweeper (e.g. Optuna) chooses its jobs as it goes: no grid to compare with
+    params = [f"{key}={value}" for key, value in (hydra_cfg.sweeper.get("params") or {}).items()]
+    overrides = OverridesParser.create().parse_overrides([*params, *hydra_cfg.overrides.task])
+    return [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]

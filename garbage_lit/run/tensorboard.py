@@ -22,6 +22,8 @@ from pytorch_lightning.utilities import rank_zero_only
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
+from garbage_lit.run.folder import planned_jobs
+
 # Columns every sweep is read by; with the swept knobs they come first in the HParams table.
 ALWAYS_SHOWN = ("model", "optimizer", "lr", "batch_size")
 # Override keys (as typed on the command line or in hydra.sweeper.params) -> the hparam that shows them.
@@ -43,8 +45,6 @@ def varied_overrides() -> dict[str, str]:
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
-
-    from garbage_lit.sweeps.results import planned_jobs
 
     if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
         return {}

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from garbage_lit.config import ConfigError
-from garbage_lit.run.folder import COMPLETED, FAILED, read_metrics
+from garbage_lit.run.folder import COMPLETED, FAILED, MULTIRUN_FILE, read_metrics
 from garbage_lit.search.outputs import read_search, write_outputs
 from garbage_lit.search.space import override_value, parse_space, suggest
 
@@ -107,7 +107,7 @@ class Search:
         study = self.open_study()
         if self.settings.torch_threads:
             torch.set_num_threads(self.settings.torch_threads)
-        OmegaConf.save(self.config, self.sweep_dir / "multirun.yaml")
+        OmegaConf.save(self.config, self.sweep_dir / MULTIRUN_FILE)
         started, done_before = time.perf_counter(), counted(study)
         log.info("study %r in %s: %d of %d trials done, optimizing %s (%s)", self.settings.study_name,
                  self.settings.storage, done_before, self.settings.n_trials, self.metric, self.settings.direction)

@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from garbage_lit.run.folder import COMPLETED, FAILED, INTERRUPTED, MISSING, RUNNING, read_metrics
+from garbage_lit.run.folder import COMPLETED, FAILED, INTERRUPTED, MISSING, RUNNING, planned_jobs, read_metrics
 from garbage_lit.run.predictions import read_predictions
 
 
@@ -74,20 +74,6 @@ def load_sweep(sweep_dir: str | Path) -> list[JobResult]:
             for n in sorted(numbers)]
 
 
-def planned_jobs(sweep_dir: Path) -> list[list[str]]:
-    """The overrides of every job the sweep meant to run, rebuilt from ``multirun.yaml`` as Hydra's sweeper does."""
-    path = sweep_dir / "multirun.yaml"
-    if not path.is_file():
-        return []
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    hydra_cfg = OmegaConf.load(path).hydra
-    if "BasicSweeper" not in str(hydra_cfg.sweeper.get("_target_", "")):
-        return []  # another sweeper (e.g. Optuna) chooses its jobs as it goes: no grid to compare with
-    params = [f"{key}={value}" for key, value in (hydra_cfg.sweeper.get("params") or {}).items()]
-    overrides = OverridesParser.create().parse_overrides([*params, *hydra_cfg.overrides.task])
-    return [list(job) for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 
 def _load_job(num: int, folder: Path, planned: list[str] | None) -> JobResult:
