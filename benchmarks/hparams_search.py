@@ -36,7 +36,7 @@ def cached_features(run_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     model = instantiate(cfg.model, _convert_="all", num_classes=datamodule.num_classes)
-    datamodule.decide_feature_cache(model.backbone, cfg.model.backbone)
+    datamodule.decide_feature_cache(model.backbone, cfg.model.arch)
     train, val = datamodule.train_dataloader().dataset, datamodule.val_dataloader()[0].dataset
     as_tensor = lambda dataset: torch.from_numpy(dataset.features[0].copy())  # noqa: E731
     return (as_tensor(train), train.labels, as_tensor(val), val.labels, train.features.shape[-1],

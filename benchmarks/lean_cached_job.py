@@ -22,7 +22,9 @@ its steps" is a job's wall time minus its training steps. The fastest repeat of 
 from __future__ import annotations
 
 import argparse
+import math
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -85,7 +87,7 @@ def features_of(cfg: DictConfig) -> dict[str, FeatureDataset]:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     model = instantiate(cfg.model, _convert_="all", num_classes=datamodule.num_classes)
-    assert datamodule.decide_feature_cache(model.backbone, cfg.model.backbone)
+    assert datamodule.decide_feature_cache(model.backbone, cfg.model.arch)
     return {"train": datamodule.train_dataloader().dataset, "test": datamodule.test_dataloader().dataset}
 
 
@@ -110,6 +112,38 @@ def plain_job(cfg: DictConfig, paths: dict[str, Path], labels: dict[str, torch.T
         accuracy = (head(x["test"]).argmax(1) == labels["test"]).float().mean().item()
     return {"job": time.perf_counter() - start, "steps": train_seconds, "step": train_seconds / steps,
             "acc": accuracy}
+
+
+class BareHead(pl.LightningModule):
+    """The plain loop's head, loss and optimizer as a LightningModule with nothing else: Lightning's own floor."""
+
+    def __init__(self, features: int, classes: int, lr: float) -> None:
+        super().__init__()
+        self.head, self.criterion, self.lr = torch.nn.Linear(features, classes), torch.nn.CrossEntropyLoss(), lr
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        return self.criterion(self.head(batch[0]), batch[1])
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def bare_lightning_steps(cfg: DictConfig, paths: dict[str, Path], labels: dict[str, torch.Tensor]) -> float:
+    """Seconds a step of :class:`BareHead` under a Trainer with no logger, callbacks or checkpoints (same batches)."""
+    x, y = torch.from_numpy(np.load(paths["train"]))[0], labels["train"]
+
+    class Shuffled:  # index batches of a fresh permutation each epoch, as the plain loop draws them
+        def __len__(self) -> int:
+            return math.ceil(len(x) / cfg.batch_size)
+
+        def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            return ((x[index], y[index]) for index in torch.randperm(len(x)).split(cfg.batch_size))
+
+    clock = StepClock()
+    trainer = pl.Trainer(max_epochs=cfg.epochs, logger=False, callbacks=[clock], enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(BareHead(x.shape[1], int(y.max()) + 1, cfg.lr), train_dataloaders=Shuffled())
+    return clock.seconds / clock.steps
 
 
 def lit_job(cfg: DictConfig) -> dict[str, float]:
@@ -150,10 +184,11 @@ def main() -> None:
     print(f"features: {', '.join(f'{k} {tuple(f.features.shape)}' for k, f in features.items())}", flush=True)
 
     cold = lit_job(cfg)  # the first job of the process: imports done, but every first-call cost paid here
-    plain, lit = [], []
+    plain, lit, bare = [], [], []
     for repeat in range(args.repeats):
         plain.append(plain_job(cfg, paths, labels))
         lit.append(lit_job(compose_cfg(args, data, work / f"run_warm{repeat}")))
+        bare.append(bare_lightning_steps(cfg, paths, labels))
     best_plain = min(plain, key=lambda r: r["job"])
     best_lit = min(lit, key=lambda r: r["job"])
     step_plain = min(r["step"] for r in plain)
@@ -171,6 +206,8 @@ def main() -> None:
             ("garbage-lit, first job in the process", row(cold)),
             ("per step (fastest of each)", f"{step_plain * 1e3:.2f} ms plain, {step_lit * 1e3:.2f} ms garbage-lit: "
                                           f"{step_lit / step_plain:.2f}x (target <= 2x)"),
+            ("Lightning's floor per step", f"{min(bare) * 1e3:.2f} ms: {min(bare) / step_plain:.2f}x the plain step "
+                                           f"(the same head in a bare LightningModule, no logger or callbacks)"),
             ("job beyond its steps", f"{beyond:.2f} s garbage-lit (target < 0.5 s), "
                                      f"{best_plain['job'] - best_plain['steps']:.3f} s plain")]
     ratio = best_lit["job"] / best_plain["job"]
