@@ -60,8 +60,9 @@ def complete_checkpoints(trainer: pl.Trainer, model: GarbageClassifier, paths: l
     """
     if not trainer.is_global_zero:
         return
-    # In the order given, once each: the last of them stays the newest file, which resume continues from.
-    for path in dict.fromkeys(str(p) for p in paths if p):
+    # In the order given, once each file (last.ckpt may link to the kept epoch's): the last of them stays the newest
+    # file, which resume continues from.
+    for path in dict.fromkeys(os.path.realpath(p) for p in paths if p):
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
         if model.restore_backbone(checkpoint):
             trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)

@@ -114,14 +114,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     if checkpoint is not None:
         # Written head-only while training on cached features: the chosen and the last one get their backbone back.
         complete_checkpoints(trainer, model, [ckpt_path, checkpoint.last_model_path])
-    final: dict[str, Any] = {"checkpoint": ckpt_path, "epoch": _checkpoint_epoch(ckpt_path, trainer)}
+    # Without a monitored metric (or a kept file) the kept epoch is the last one, which the model in memory holds.
+    kept_is_last = not ckpt_path or checkpoint.monitor is None
+    final: dict[str, Any] = {"checkpoint": ckpt_path,
+                             "epoch": trainer.current_epoch - 1 if kept_is_last else _checkpoint_epoch(ckpt_path)}
     objective = cfg.get("optimized_metric")
     if objective:
         # The kept epoch's value (metrics.json's row of final["epoch"]): what a sweeper optimizes, never a test metric.
         row = next((e for e in metrics_json.epochs if e["epoch"] == final["epoch"]), {})
         final[objective] = row.get(objective)
     if cfg.get("test", True):
-        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.test(model, datamodule=datamodule, ckpt_path=None if kept_is_last else ckpt_path)
         final.update(model.final_results)
         final[metric_key(TEST, LOSS)] = float(trainer.callback_metrics[metric_key(TEST, LOSS)])
     metrics_json.update(status=COMPLETED, final=final, best_epoch=final["epoch"])
@@ -145,14 +148,19 @@ def _instantiate_callbacks(cfg: DictConfig, has_val: bool) -> list[pl.Callback]:
             # Without a validation split, choosing an epoch by test accuracy would leak the test set.
             log.info("callbacks.%s: no validation split (data.val_ratio=0), keeping the last epoch", name)
             callback.monitor = None
+        every_epoch = conf.get("every_n_epochs") in (None, 1) and not conf.get("every_n_train_steps") \
+            and not conf.get("train_time_interval")
+        if isinstance(callback, ModelCheckpoint) and callback.monitor is None and callback.save_last is True \
+                and callback.save_top_k == 1 and every_epoch:
+            # The epoch kept is the newest, so last.ckpt links to it (Lightning's save_last="link") instead of
+            # writing the same state twice every epoch.
+            callback.save_last = "link"
         callbacks.append(callback)
     return callbacks
 
 
-def _checkpoint_epoch(ckpt_path: str | None, trainer: pl.Trainer) -> int:
-    if ckpt_path:
-        return int(torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["epoch"])  # no tensor read
-    return trainer.current_epoch - 1
+def _checkpoint_epoch(ckpt_path: str) -> int:
+    return int(torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["epoch"])  # no tensor read
 
 
 def _log_to_tensorboard(trainer: pl.Trainer, cfg: DictConfig, model: pl.LightningModule, final: dict) -> None:

@@ -171,5 +171,5 @@ def test_ckpt_path_trains_a_finished_run_on_when_epochs_asks_for_more(make_cfg, 
     metrics = _metrics(run)
     assert metrics["status"] == "completed"
     assert [e["epoch"] for e in metrics["epochs"]] == [0, 1]
-    assert metrics["resumed_from"] == str((run / "checkpoints" / "last.ckpt").resolve())
+    assert metrics["resumed_from"] == str(run.resolve() / "checkpoints" / "last.ckpt")  # a link to the kept epoch
     assert (tmp_path / "more" / POINTER_FILE).read_text().strip() == str(run.resolve())

@@ -6,7 +6,7 @@ import csv
 import logging
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -217,15 +217,20 @@ class GarbageDataModule(pl.LightningDataModule):
 
     # -- feature cache --------------------------------------------------------------------------
     def decide_feature_cache(self, backbone: nn.Module, backbone_name: str, callbacks: Sequence[object] = (),
-                             world_size: int = 1) -> bool:
+                             world_size: int = 1, fingerprint: Callable[[], str] | None = None) -> bool:
         """Whether the loaders serve cached features of ``backbone`` instead of images; logs the decision and why.
 
         Called by the first loader of a fit with the trainer's model, callbacks and number of processes
-        (see :func:`~garbage_lit.data.feature_cache.feature_cache_decision` for the rules).
+        (see :func:`~garbage_lit.data.feature_cache.feature_cache_decision` for the rules). ``fingerprint``
+        gives the backbone's weights fingerprint where the caller keeps one (default: computed here).
         """
         use, reason = feature_cache_decision(self.hparams.feature_cache, backbone, callbacks, world_size)
         log.info("feature cache %s (%s)", "on" if use else "off", reason)
-        self._feature_backbone = (backbone, backbone_name, module_fingerprint(backbone)) if use else (None, "", "")
+        if use:
+            self._feature_backbone = (backbone, backbone_name,
+                                      fingerprint() if fingerprint else module_fingerprint(backbone))
+        else:
+            self._feature_backbone = (None, "", "")
         self._feature_sets = {}
         return use
 
@@ -237,7 +242,7 @@ class GarbageDataModule(pl.LightningDataModule):
                 return False
             model = self.trainer.lightning_module
             self.decide_feature_cache(model.backbone, model.hparams.arch, self.trainer.callbacks,
-                                      self.trainer.world_size)
+                                      self.trainer.world_size, model.backbone_fingerprint)
         return self._feature_backbone[0] is not None
 
     def _features(self, split: str) -> FeatureDataset:

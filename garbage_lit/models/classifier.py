@@ -32,7 +32,7 @@ class GarbageClassifier(pl.LightningModule):
     the evaluated splits also get bin accuracy and per-bin recall (``test/bin_acc``, ``test/bin_recall/<bin>``).
 
     Metrics are handed to Lightning once per epoch (it computes, syncs and resets them at the epoch's
-    end) and training accuracy and recall are updated once, after the epoch's last batch: the
+    end) and the training loss, accuracy and recall are updated once, after the epoch's last batch: the
     per-epoch numbers of logging and updating every step, for a fraction of the per-step cost.
 
     While the loaders serve cached features the backbone cannot change, so checkpoints written during
@@ -91,7 +91,7 @@ class GarbageClassifier(pl.LightningModule):
         self.final_confusion = MulticlassConfusionMatrix(num_classes)
         self.final_results: dict[str, Any] = {}
         self._logged: set[str] = set()  # splits whose metric objects are logged for the current epoch
-        self._train_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []  # this epoch's (logits, targets) so far
+        self._train_outputs: list[tuple[torch.Tensor, ...]] = []  # this epoch's (logits, targets, loss) so far
         self._backbone_fingerprint: str | None = None
 
     # -- model ----------------------------------------------------------------------------------
@@ -150,20 +150,21 @@ class GarbageClassifier(pl.LightningModule):
 
     def training_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss, logits, targets = self.model_step(batch)
-        self._train_outputs.append((logits.detach(), targets))
-        self.train_loss.update(loss.detach(), len(targets))  # the epoch's loss: mean over images
+        self._train_outputs.append((logits.detach(), targets, loss.detach()))
         self._log_epoch_metrics(TRAIN, self.train_loss, self.train_metrics)
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        """After the epoch's last batch: update accuracy and recall with all of its logits at once.
+        """After the epoch's last batch: update accuracy, recall and the mean loss with all of its steps at once.
 
-        They count correct predictions per class, so one update gives the numbers of one update per
-        step, at a fraction of the cost per step (what a step on cached features mostly is).
+        Accuracy and recall count correct predictions per class, and the loss is the mean of the step losses
+        weighted by batch size, so one update gives the numbers of one update per step, at a fraction of the
+        cost per step (what a step on cached features mostly is).
         """
         if self._train_outputs and (self.trainer.is_last_batch or batch_idx + 1 >= self.trainer.num_training_batches):
-            logits, targets = (torch.cat(parts) for parts in zip(*self._train_outputs))
-            self.train_metrics.update(logits, targets)
+            logits, targets, losses = zip(*self._train_outputs)
+            self.train_metrics.update(torch.cat(logits), torch.cat(targets))
+            self.train_loss.update(torch.stack(losses), torch.tensor([len(t) for t in targets], device=self.device))
             self._train_outputs.clear()
 
     def validation_step(self, batch: tuple[Any, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
@@ -220,8 +221,11 @@ class GarbageClassifier(pl.LightningModule):
             per_class = self._per_class_accuracy(confusion)
             self.eval_confusion[split].reset()
             if not self.trainer.sanity_checking:
-                self.log_dict({f"{split}_per_class_acc/{name}": value
-                               for name, value in per_class.items() if value is not None})
+                # Curves for the loggers only (TensorBoard), from the already synced confusion matrix: straight to
+                # them, without self.log's per-key bookkeeping, a cost each epoch of a job on cached features.
+                for logger in self.loggers:
+                    logger.log_metrics({f"{split}_per_class_acc/{name}": value
+                                        for name, value in per_class.items() if value is not None}, self.global_step)
                 self.log_dict(self._bin_metrics(confusion, split))
 
     def on_test_epoch_end(self) -> None:

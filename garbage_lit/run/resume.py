@@ -63,7 +63,7 @@ def newest_checkpoint(run_dir: Path) -> Path | None:
 
 def from_ckpt_path(ckpt_path: str | Path) -> ResumePoint:
     """The resume point named by ``ckpt_path``: a run folder or a checkpoint file."""
-    path = Path(ckpt_path).expanduser().resolve()
+    path = Path(ckpt_path).expanduser().absolute()  # not resolve(): last.ckpt may link to the epoch it keeps
     if path.is_dir():
         checkpoint = newest_checkpoint(path)
         if checkpoint is None:
