@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from garbage_lit.models.backbones import create_backbone
+from garbage_lit.run.folder import TEST_ACC, TEST_RECALL
 
 from common import default_data, machine, subset, workdir
 
@@ -86,7 +87,7 @@ def main() -> None:
         subprocess.run(command, cwd=REPO, check=True)
         metrics = json.loads((run_dir / "metrics.json").read_text())
         rows.append({**features_per_second(LITE_ZOO, model, "imagenet", args.batch_size, args.repeats),
-                     "test acc": metrics["test"]["acc"], "macro recall": metrics["test"]["recall"],
+                     "test acc": metrics["final"][TEST_ACC], "macro recall": metrics["final"][TEST_RECALL],
                      "run wall time (s)": time.perf_counter() - start})
         print(json.dumps(rows[-1]), flush=True)
     for spec in args.timed:

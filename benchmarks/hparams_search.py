@@ -3,7 +3,7 @@
     python benchmarks/hparams_search.py multirun/search/search        # a finished (or running) search folder
 
 The search side is read from the folder: trials done, their total and median seconds (ask to tell:
-config composition, the job folder, data set-up from the in-process memo, the backbone, Lightning's
+config composition, the job folder, data set-up from the scan cache, the backbone, Lightning's
 fit with validation each epoch, metrics.json, TensorBoard, Optuna's storage). The plain side trains the
 best trial's head (same optimizer, lr, weight decay, momentum, batch size, epochs, label smoothing) on the
 same cached features, loaded once as tensors, with a bare PyTorch loop that also computes validation
@@ -38,8 +38,7 @@ def cached_features(run_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     model = instantiate(cfg.model, _convert_="all", num_classes=datamodule.num_classes)
     datamodule.decide_feature_cache(model.backbone, cfg.model.arch)
     train, val = datamodule.train_dataloader().dataset, datamodule.val_dataloader()[0].dataset
-    as_tensor = lambda dataset: torch.from_numpy(dataset.features[0].copy())  # noqa: E731
-    return (as_tensor(train), train.labels, as_tensor(val), val.labels, train.features.shape[-1],
+    return (train.features[0], train.labels, val.features[0], val.labels, train.features.shape[-1],
             datamodule.num_classes)
 
 

@@ -174,7 +174,7 @@ def fill_plain(args: argparse.Namespace, data: Path, cache: Path, backbone: nn.M
 
 def measure_fill(args: argparse.Namespace, data: Path, cache: Path) -> dict[str, float]:
     """Both fills ``--fill-repeats`` times, alternating which goes first (later repeats fill fresh caches)."""
-    backbone, _ = create_backbone(args.model, "auto")
+    backbone = create_backbone(args.model, "auto").module
     backbone.requires_grad_(False)
     times: dict[str, list[float]] = {"fill": [], "fill_plain": []}
     for repeat in range(args.fill_repeats):
