@@ -9,6 +9,7 @@ import torch
 import torchvision
 
 from garbage_lit.models.backbones import WeightsUnavailableError, backbone_preprocessing, create_backbone
+from garbage_lit.models.zoos import _weights_file
 
 
 def _write_hub_checkpoint(torch_home: Path, weights_enum, model: torch.nn.Module) -> Path:
@@ -145,3 +146,16 @@ def test_efficientnet_lite0_real_weights_recognise_a_bottle():
     bottles = {440, 720, 737, 898, 907}  # beer/pill/pop/water/wine bottle
     top5 = logits.topk(5, dim=1).indices
     assert sum(bool(set(row.tolist()) & bottles) for row in top5) >= 5
+
+
+def test_imagenet_weights_are_read_once_per_process_and_a_trained_copy_leaves_them_intact():
+    first = create_backbone("efficientnet_lite0", "imagenet").module
+    original = {name: tensor.clone() for name, tensor in first.state_dict().items()}
+    with torch.no_grad():
+        for parameter in first.parameters():  # what fine-tuning does to its own copy
+            parameter.add_(1.0)
+    hits = _weights_file.cache_info().hits
+    second = create_backbone("efficientnet_lite0", "imagenet").module
+    assert _weights_file.cache_info().hits == hits + 1  # the file was not read again
+    for name, tensor in second.state_dict().items():
+        assert torch.equal(tensor, original[name]), name
