@@ -144,19 +144,24 @@ def _instantiate_callbacks(cfg: DictConfig, has_val: bool) -> list[pl.Callback]:
         if conf is None:
             continue
         callback = instantiate(conf)
-        if isinstance(callback, ModelCheckpoint) and not has_val and str(callback.monitor).startswith("val/"):
-            # Without a validation split, choosing an epoch by test accuracy would leak the test set.
-            log.info("callbacks.%s: no validation split (data.val_ratio=0), keeping the last epoch", name)
-            callback.monitor = None
-        every_epoch = conf.get("every_n_epochs") in (None, 1) and not conf.get("every_n_train_steps") \
-            and not conf.get("train_time_interval")
-        if isinstance(callback, ModelCheckpoint) and callback.monitor is None and callback.save_last is True \
-                and callback.save_top_k == 1 and every_epoch:
-            # The epoch kept is the newest, so last.ckpt links to it (Lightning's save_last="link") instead of
-            # writing the same state twice every epoch.
-            callback.save_last = "link"
+        if isinstance(callback, ModelCheckpoint):
+            if not has_val and str(callback.monitor).startswith("val/"):
+                # Without a validation split, choosing an epoch by test accuracy would leak the test set.
+                log.info("callbacks.%s: no validation split (data.val_ratio=0), keeping the last epoch", name)
+                callback.monitor = None
+            if callback.monitor is None and callback.save_last is True and callback.save_top_k == 1 \
+                    and _saves_every_epoch(conf):
+                # The epoch kept is the newest, so last.ckpt links to it (Lightning's save_last="link") instead
+                # of writing the same state twice every epoch.
+                callback.save_last = "link"
         callbacks.append(callback)
     return callbacks
+
+
+def _saves_every_epoch(conf: DictConfig) -> bool:
+    """Whether a ModelCheckpoint config saves at the end of every epoch (and at no other time)."""
+    return conf.get("every_n_epochs") in (None, 1) and not conf.get("every_n_train_steps") \
+        and not conf.get("train_time_interval")
 
 
 def _checkpoint_epoch(ckpt_path: str) -> int:
