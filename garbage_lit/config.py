@@ -7,6 +7,7 @@ latter :func:`unknown_key_hint` adds the keys that do exist and the closest spel
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 from pathlib import Path
@@ -14,6 +15,27 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 SAMPLE_DATA = Path(__file__).parent / "sample_data" / "trashnet_mini"
+
+
+def _config_dir() -> str:
+    """The folder of the Hydra configs: the installed ``garbage_lit.conf``, or ``conf/`` of a source checkout.
+
+    Installs map the repository's ``conf/`` to ``garbage_lit.conf``. ``python -m garbage_lit.train`` run from a
+    checkout's root imports the checkout's own ``garbage_lit/`` (the current folder comes first on ``sys.path``),
+    which has no ``conf`` beside it: its configs are then the checkout's ``conf/``.
+    """
+    spec = importlib.util.find_spec("garbage_lit.conf")
+    if spec is not None and spec.submodule_search_locations:
+        return str(Path(next(iter(spec.submodule_search_locations))).resolve())
+    checkout = Path(__file__).resolve().parent.parent / "conf"
+    if (checkout / "train.yaml").is_file():
+        return str(checkout)
+    raise ImportError(f"garbage_lit's configs are missing: neither the package garbage_lit.conf nor {checkout} "
+                      f"exists; reinstall with `pip install .` (or `pip install -e .` from a checkout)")
+
+
+# Every app's ``@hydra.main(config_path=CONFIG_DIR, ...)`` and ``initialize_config_dir(CONFIG_DIR)``.
+CONFIG_DIR = _config_dir()
 
 
 PREPROCESSING_RESOLVERS = ("image_size", "resize_size", "interpolation", "mean", "std")
@@ -89,10 +111,10 @@ def unknown_key_hint(overrides: Sequence[str], config_name: str = "train") -> st
     Composes the config once per override (only called after Hydra has already refused the
     command line, so the cost does not matter).
     """
-    from hydra import compose, initialize_config_module
+    from hydra import compose, initialize_config_dir
 
     accepted: list[str] = []
-    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         for override in (o for o in overrides if not o.startswith("-")):
             try:
                 compose(config_name=config_name, overrides=[*accepted, override])

@@ -30,7 +30,7 @@ from torchmetrics.functional.classification import (
 )
 
 from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
-from garbage_lit.config import register_resolvers
+from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.groups import bin_metrics, class_bins
 from garbage_lit.data.scan import Sample
@@ -190,7 +190,7 @@ def _bin_lines(report: dict[str, Any], split: str) -> list[str]:
     return [f"bin accuracy {report[metric_key(split, BIN_ACC)]:.4f}   bin recall: {recalls}"]
 
 
-@hydra.main(version_base="1.3", config_path="pkg://garbage_lit.conf", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> float:
     return evaluate(cfg)[metric_key(cfg.split, ACC)]
 

@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from garbage_lit.checkpoints import load_classifier, preprocessing_of
-from garbage_lit.config import register_resolvers
+from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.models.classifier import GarbageClassifier
 from garbage_lit.run.folder import write_json_atomic
 
@@ -103,7 +103,7 @@ def sidecar(model: GarbageClassifier, fmt: str, output: Path, ckpt: str | Path, 
     }
 
 
-@hydra.main(version_base="1.3", config_path="pkg://garbage_lit.conf", config_name="export")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     output = cfg.output or Path(cfg.paths.output_dir) / f"model{FORMATS.get(cfg.format, '')}"
     print(export(cfg.ckpt, cfg.format, output, cfg.opset))

@@ -23,7 +23,7 @@ from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
 from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
-from garbage_lit.config import register_resolvers
+from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.data.groups import garbage_group
 from garbage_lit.data.unlabelled import UnlabelledImages, collect_inputs
 from garbage_lit.run.folder import write_json_atomic
@@ -116,7 +116,7 @@ def format_table(rows: list[dict[str, Any]], limit: int) -> str:
     return "\n".join(lines)
 
 
-@hydra.main(version_base="1.3", config_path="pkg://garbage_lit.conf", config_name="predict")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
     predict(cfg)
 

@@ -27,7 +27,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import TensorBoardLogger
 
 from garbage_lit.checkpoints import complete_checkpoints
-from garbage_lit.config import register_resolvers, unknown_key_hint, validate_config
+from garbage_lit.config import CONFIG_DIR, register_resolvers, unknown_key_hint, validate_config
 from garbage_lit.plots import confusion_figure
 from garbage_lit.run.folder import (
     COMPLETED,
@@ -212,7 +212,7 @@ def hparams_of(cfg: DictConfig, weights_source: str) -> dict[str, Any]:
     }
 
 
-@hydra.main(version_base="1.3", config_path="pkg://garbage_lit.conf", config_name="train")
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train one job; return its ``optimized_metric`` (default ``val/acc``) for a sweeper, None without a val split.
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from garbage_lit.config import CONFIG_DIR
 from garbage_lit.data import DataError
 from garbage_lit.data.groups import bin_metrics, class_bins
 from garbage_lit.evaluate import classification_report, format_report
@@ -40,7 +41,7 @@ def test_mapping_inline_yaml_and_csv(tmp_path):
 
 
 def test_the_bundled_trashnet_mapping_is_one_override():
-    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=["+data/groups=trashnet"])
     assert class_bins(TRASHNET, cfg.data.groups) == TRASHNET_BINS
 

@@ -58,6 +58,19 @@ def test_config_is_found_from_any_directory(tmp_path):
     assert "trashnet_mini" in done.stdout and "arch: efficientnet_lite0" in done.stdout
 
 
+def test_a_checkout_without_garbage_lit_conf_uses_its_own_conf_folder():
+    """From a clone's root after a non-editable install, the checkout's garbage_lit/ (no conf/ in it) is imported."""
+    hide_install = ("import importlib.machinery, sys; "
+                    "sys.meta_path = [f for f in sys.meta_path if f is importlib.machinery.PathFinder or "
+                    "'Editable' not in getattr(f, '__name__', type(f).__name__)]; "
+                    "import importlib.util; from garbage_lit.config import CONFIG_DIR; "
+                    "print(importlib.util.find_spec('garbage_lit.conf'), CONFIG_DIR)")
+    done = subprocess.run([sys.executable, "-c", hide_install], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    installed_conf, config_dir = done.stdout.split()
+    assert installed_conf == "None" and Path(config_dir) == REPO / "conf"
+
+
 def test_unknown_option_names_the_choices(tmp_path):
     done = run_train("optim=rmsprop", "--cfg", "job", cwd=tmp_path)
     assert done.returncode != 0

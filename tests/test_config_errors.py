@@ -6,16 +6,16 @@ import subprocess
 import sys
 
 import pytest
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from garbage_lit.config import ConfigError, unknown_key_hint
+from garbage_lit.config import CONFIG_DIR, ConfigError, unknown_key_hint
 from garbage_lit.data import DataError
 from garbage_lit.train import train
 
 
 def test_unknown_group_value_lists_the_options():
-    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         with pytest.raises(MissingConfigException) as error:
             compose(config_name="train", overrides=["model=resnet19"])
     assert "Available options in 'model'" in str(error.value)
@@ -33,7 +33,7 @@ def test_misspelt_key_on_the_command_line_names_the_keys_that_exist(tmp_path):
 
 
 def test_misspelt_nested_key_hint():
-    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         with pytest.raises(ConfigCompositionException):
             compose(config_name="train", overrides=["optim.momentun=0.5"])
     hint = unknown_key_hint(["optim=adam", "optim.momentum=0.5"])

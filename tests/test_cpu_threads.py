@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 
+from garbage_lit.config import CONFIG_DIR
 from garbage_lit.run.launch import share_cpu_threads
 
 
@@ -19,7 +20,7 @@ def keep_torch_threads(monkeypatch):
 
 
 def test_parallel_launcher_config_gives_each_job_its_share_of_the_cores(make_cfg):
-    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         hydra_cfg = compose(config_name="train", overrides=["hydra/launcher=parallel", "hydra.launcher.n_jobs=4"],
                             return_hydra_config=True).hydra
     assert "joblib" in hydra_cfg.launcher._target_

@@ -55,13 +55,14 @@ def test_two_process_ddp_on_cpu_matches_one_process(folder_dataset, make_cfg, tm
 
 
 def test_ddp_ranks_are_relaunched_into_the_jobs_own_folder(tmp_path):
-    from hydra import compose, initialize_config_module
+    from hydra import compose, initialize_config_dir
     from hydra.core.hydra_config import HydraConfig
     from lightning_fabric.strategies.launchers.subprocess_script import _hydra_subprocess_cmd
 
+    from garbage_lit.config import CONFIG_DIR
     from garbage_lit.run.launch import share_output_dir_with_ddp_ranks
 
-    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", return_hydra_config=True)
     HydraConfig.instance().set_config(cfg)
     try:

@@ -6,9 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from garbage_lit.config import CONFIG_DIR
 from garbage_lit.run.launch import assign_job_gpu, gpu_for_job
 
 from helpers.data import make_folder_dataset
@@ -49,7 +50,7 @@ def test_submitit_local_launcher_stands_in_for_slurm(tmp_path):
 
 
 def _hydra_config(*overrides: str):
-    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         return compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
@@ -12,6 +12,7 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.hparams import backend_context, metadata
 
+from garbage_lit.config import CONFIG_DIR
 from garbage_lit.run.tensorboard import log_hparams, sweep_run_name
 
 SWEEP = ["optim=sgd,adam", "lr=0.003,0.01", "data.image_size=32,64", "epochs=1"]  # as typed after -m
@@ -22,7 +23,7 @@ HPARAMS = {"model": "resnet18", "weights": "none", "freeze_backbone": True, "opt
 
 def in_sweep_job(sweep_dir: Path) -> None:
     """Make this process look like job 7 of ``-m <SWEEP>``: Hydra's config and the sweep's multirun.yaml."""
-    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=JOB, return_hydra_config=True)
     with open_dict(cfg):
         cfg.hydra.mode = RunMode.MULTIRUN
