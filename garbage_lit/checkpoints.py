@@ -2,12 +2,12 @@
 prediction or export with the model's classes and preprocessing.
 
 Checkpoints carry the backbone's zoo and architecture, class names and evaluation preprocessing in their
-hyperparameters, so nothing else (no training config, no ImageNet weights) is needed to use them.
+hyperparameters, so nothing else (no training config, no ImageNet weights) is needed to use them. A run's
+self-contained model is ``checkpoints/model.ckpt``, written once at its end.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,21 +16,22 @@ import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from torchvision.transforms import v2
 
+from garbage_lit.atomic import atomic_write
 from garbage_lit.data.transforms import build_transforms
 from garbage_lit.models.classifier import GarbageClassifier
+from garbage_lit.run.folder import CHECKPOINT_DIR, MODEL_FILE
 
-PREPROCESSING_KEYS = ("image_size", "resize_size", "mean", "std")
-DEFAULT_INTERPOLATION = "bilinear"  # checkpoints written before data.interpolation existed were trained with it
+PREPROCESSING_KEYS = ("image_size", "resize_size", "interpolation", "mean", "std")
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Write each checkpoint to a temporary file beside its target, flush it to disk, then rename it.
 
-    ``os.replace`` within one folder is atomic, so ``last.ckpt`` is always either the previous
-    complete checkpoint or the new complete one. (Lightning's default goes through a temporary
-    file in the system temp folder and then *moves* it, which is a copy when that folder sits on
-    another file system, and leaves the temporary file behind when the process is killed.)
-    Remote paths (``s3://`` and the like) keep Lightning's own writer.
+    So ``last.ckpt`` is always either the previous complete checkpoint or the new complete one, and a failed
+    write (a kill, a full disk) leaves nothing behind. (Lightning's default goes through a temporary file in the
+    system temp folder and then *moves* it, which is a copy when that folder sits on another file system, and
+    leaves the temporary file behind when the process is killed.) Remote paths (``s3://`` and the like) keep
+    Lightning's own writer.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
@@ -39,33 +40,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             return
         if storage_options is not None:
             raise TypeError(f"{type(self).__name__} takes no storage_options")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with tmp.open("wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-
-def complete_checkpoints(trainer: pl.Trainer, model: GarbageClassifier, paths: list[str | Path | None]) -> None:
-    """Make the head-only checkpoints among ``paths`` self-contained again by adding ``model``'s frozen backbone.
-
-    Checkpoints written while training on cached features leave the backbone out (see
-    :meth:`GarbageClassifier.restore_backbone`); a run's final ones must load without the training config.
-    """
-    if not trainer.is_global_zero:
-        return
-    # In the order given, once each file (last.ckpt may link to the kept epoch's): the last of them stays the newest
-    # file, which resume continues from.
-    for path in dict.fromkeys(os.path.realpath(p) for p in paths if p):
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        if model.restore_backbone(checkpoint):
-            trainer.strategy.checkpoint_io.save_checkpoint(checkpoint, path)
+        with atomic_write(path, "wb", fsync=True) as handle:
+            torch.save(checkpoint, handle)
 
 
 def load_classifier(ckpt: str | Path) -> GarbageClassifier:
@@ -76,13 +52,14 @@ def load_classifier(ckpt: str | Path) -> GarbageClassifier:
     path = Path(ckpt).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"ckpt={ckpt}: no such checkpoint file; point ckpt= at a .ckpt written by "
-                                f"training (e.g. outputs/<run>/checkpoints/last.ckpt)")
+                                f"training (e.g. outputs/<run>/{Path(CHECKPOINT_DIR) / MODEL_FILE})")
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("state_dict") or {}
+    if state and not any(key.startswith("backbone.") for key in state):
+        raise ValueError(f"ckpt={path} holds only the head: it is a training checkpoint of a run on cached backbone "
+                         f"features (for resuming it); evaluate, predict and export take the run's self-contained "
+                         f"{Path(CHECKPOINT_DIR) / MODEL_FILE}")
     try:
-        hparams = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters") or {}
-        # Checkpoints written before model.arch / model.zoo named the architecture model.backbone.
-        legacy = {"arch": hparams["backbone"]} if "arch" not in hparams and "backbone" in hparams else {}
-        model = GarbageClassifier.load_from_checkpoint(path, weights="none", map_location="cpu", weights_only=True,
-                                                       **legacy)
+        model = GarbageClassifier.load_from_checkpoint(path, weights="none", map_location="cpu", weights_only=True)
     except (KeyError, RuntimeError, TypeError) as exc:
         raise ValueError(f"ckpt={path} is not a garbage-lit classifier checkpoint ({type(exc).__name__}: {exc})") \
             from exc
@@ -95,9 +72,7 @@ def load_classifier(ckpt: str | Path) -> GarbageClassifier:
 
 def preprocessing_of(model: GarbageClassifier) -> dict:
     """``image_size``, ``resize_size``, ``interpolation``, ``mean`` and ``std`` the model was trained with."""
-    recorded = model.hparams.preprocessing
-    return {**{key: recorded[key] for key in PREPROCESSING_KEYS},
-            "interpolation": recorded.get("interpolation", DEFAULT_INTERPOLATION)}
+    return {key: model.hparams.preprocessing[key] for key in PREPROCESSING_KEYS}
 
 
 def eval_transform(model: GarbageClassifier) -> v2.Compose:

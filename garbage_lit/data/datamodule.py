@@ -6,18 +6,15 @@ import csv
 import logging
 import warnings
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
 from lightning_utilities.core.rank_zero import rank_zero_only
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from garbage_lit.data.cache_store import content_ids
 from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_duplicates, summary, write_duplicates
-from garbage_lit.data.feature_cache import FeatureDataset, cached_features, feature_cache_decision, module_fingerprint
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
@@ -42,11 +39,8 @@ class GarbageDataModule(pl.LightningDataModule):
     garbage_classify's ``group/item`` classes have bins without it. ``class_bins`` is then the bin of each class.
 
     ``scan_cache`` keeps each file's check result in ``cache_dir``, so later jobs skip re-reading unchanged files.
-    ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. ``feature_cache`` (true,
-    false, auto) makes the training loaders serve cached features of the trainer's model's frozen
-    ``backbone`` instead of images (``feature_cache_views`` augmented views per training image when
-    rotation is on); the module owns that decision and refuses it when the backbone would train
-    (see :func:`~garbage_lit.data.feature_cache.feature_cache_decision`).
+    ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. (Cached backbone features are
+    :mod:`garbage_lit.features`' business: they need the model too.)
     """
 
     def __init__(
@@ -72,8 +66,6 @@ class GarbageDataModule(pl.LightningDataModule):
         dedupe: bool = False,
         output_dir: str | Path | None = None,
         image_cache: bool = False,
-        feature_cache: bool | str = "auto",
-        feature_cache_views: int = 5,
         cache_dir: str | Path | None = None,
         groups: str | Path | dict[str, str] | None = None,
         scan_cache: bool = True,
@@ -88,8 +80,6 @@ class GarbageDataModule(pl.LightningDataModule):
         self.manifest_sha256: str | None = None
         self.class_bins: list[str] | None = None
         self.duplicates: list[DuplicateGroup] = []
-        self._feature_backbone: tuple[nn.Module | None, str, str] | None = None  # module, name, fingerprint
-        self._feature_sets: dict[str, FeatureDataset] = {}
 
     # -- set-up ---------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -194,14 +184,22 @@ class GarbageDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         hp = self.hparams
-        if self.serves_features:
-            # Features sit in memory on the model's device: worker processes would only add overhead.
-            return self._features(split).loader(hp.batch_size, shuffle)
-        return DataLoader(self._images(split, train=split == "train"), batch_size=hp.batch_size, shuffle=shuffle,
+        return DataLoader(self.dataset(split, train=split == "train"), batch_size=hp.batch_size, shuffle=shuffle,
                           num_workers=hp.num_workers, pin_memory=hp.pin_memory,
                           persistent_workers=hp.persistent_workers and hp.num_workers > 0)
 
-    def _images(self, split: str, train: bool) -> Dataset:
+    @property
+    def augments_training(self) -> bool:
+        """Whether training images are randomly transformed (so no two epochs see quite the same pixels)."""
+        return bool(self.hparams.rotation_degrees) or self.hparams.augment == "strong"
+
+    def transform_settings(self, train: bool) -> dict:
+        """Every setting that decides what :meth:`dataset` yields for ``train``: what caches of it are keyed by."""
+        augmented = train and self.augments_training
+        return {**self.preprocessing(), "rotation_degrees": self.hparams.rotation_degrees if augmented else 0,
+                "augment": self.hparams.augment if augmented else "none"}
+
+    def dataset(self, split: str, train: bool) -> Dataset:
         """The images of ``split`` with (training if ``train``) transforms, from the decoded-image cache if enabled."""
         hp = self.hparams
         samples = self.splits[split]
@@ -210,62 +208,14 @@ class GarbageDataModule(pl.LightningDataModule):
             return ImageDataset(samples, build_transforms(train, hp.image_size, hp.resize_size,
                                                           hp.rotation_degrees, hp.mean, hp.std, hp.augment,
                                                           hp.interpolation))
-        path = decoded_images(samples, hp.image_size, hp.resize_size, self._cache_dir("image_cache"),
+        path = decoded_images(samples, hp.image_size, hp.resize_size, self._cache_dir(),
                               workers=max(hp.num_workers, 1), interpolation=hp.interpolation)
         return DecodedImageDataset(path, [s.label for s in samples],
                                    epoch_transforms(train, hp.rotation_degrees, hp.mean, hp.std))
 
-    # -- feature cache --------------------------------------------------------------------------
-    def decide_feature_cache(self, backbone: nn.Module, backbone_name: str, callbacks: Sequence[object] = (),
-                             world_size: int = 1, fingerprint: Callable[[], str] | None = None) -> bool:
-        """Whether the loaders serve cached features of ``backbone`` instead of images; logs the decision and why.
-
-        Called by the first loader of a fit with the trainer's model, callbacks and number of processes
-        (see :func:`~garbage_lit.data.feature_cache.feature_cache_decision` for the rules). ``fingerprint``
-        gives the backbone's weights fingerprint where the caller keeps one (default: computed here).
-        """
-        use, reason = feature_cache_decision(self.hparams.feature_cache, backbone, callbacks, world_size)
-        log.info("feature cache %s (%s)", "on" if use else "off", reason)
-        if use:
-            self._feature_backbone = (backbone, backbone_name,
-                                      fingerprint() if fingerprint else module_fingerprint(backbone))
-        else:
-            self._feature_backbone = (None, "", "")
-        self._feature_sets = {}
-        return use
-
-    @property
-    def serves_features(self) -> bool:
-        """Whether the loaders serve cached features (decided, with the trainer's model, at the first loader)."""
-        if self._feature_backbone is None:
-            if self.trainer is None:
-                return False
-            model = self.trainer.lightning_module
-            self.decide_feature_cache(model.backbone, model.hparams.arch, self.trainer.callbacks,
-                                      self.trainer.world_size, model.backbone_fingerprint)
-        return self._feature_backbone[0] is not None
-
-    def _features(self, split: str) -> FeatureDataset:
-        if split not in self._feature_sets:
-            hp = self.hparams
-            backbone, name, fingerprint = self._feature_backbone
-            augmented = split == "train" and (bool(hp.rotation_degrees) or hp.augment == "strong")
-            preprocessing = {**self.preprocessing(), "rotation_degrees": hp.rotation_degrees if augmented else 0,
-                             "augment": hp.augment if augmented else "none"}
-            samples = self.splits[split]
-            path = cached_features(backbone, name, self._images(split, train=augmented),
-                                   content_ids(samples), preprocessing,
-                                   hp.feature_cache_views if augmented else 1, self._cache_dir("feature_cache"),
-                                   batch_size=hp.batch_size, num_workers=hp.num_workers, fingerprint=fingerprint)
-            device = next(backbone.parameters()).device
-            self._feature_sets[split] = FeatureDataset(path, [s.label for s in samples], device)
-            log.info("feature cache: %s split served from %s (%d view(s))", split, path.parent,
-                     self._feature_sets[split].views)
-        return self._feature_sets[split]
-
-    def _cache_dir(self, option: str) -> Path:
+    def _cache_dir(self) -> Path:
         if self.hparams.cache_dir is None:
-            raise DataError(f"data.{option}=true needs data.cache_dir (default: paths.cache_dir) to name a folder")
+            raise DataError("data.image_cache=true needs data.cache_dir (default: paths.cache_dir) to name a folder")
         return Path(self.hparams.cache_dir).expanduser()
 
 

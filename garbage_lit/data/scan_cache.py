@@ -14,12 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import PIL
 
+from garbage_lit.atomic import atomic_write
 from garbage_lit.data.cache_store import file_lock
 
 log = logging.getLogger(__name__)
@@ -60,10 +60,8 @@ def _load(path: Path) -> dict[str, list]:
 
 
 def _save(path: Path, files: dict[str, list]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"format": RECORDS_FORMAT, "pillow": PIL.__version__, "files": files}),
-                   encoding="utf-8")
-    tmp.replace(path)  # atomic: readers see the old records or the new ones
+    with atomic_write(path, encoding="utf-8") as handle:  # readers see the old records or the new ones
+        handle.write(json.dumps({"format": RECORDS_FORMAT, "pillow": PIL.__version__, "files": files}))
 
 
 def cached_checks(paths: Sequence[Path], root: Path, cache_dir: str | Path,

@@ -9,12 +9,13 @@ and writes run folders through the names and functions here.
 from __future__ import annotations
 
 import json
-import os
 import traceback
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
+
+from garbage_lit.atomic import atomic_write
 
 METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "split_manifest.csv"
@@ -25,6 +26,7 @@ POINTER_FILE = "resumed_in.txt"      # left in a launch's own folder when it con
 PREDICTIONS_FILE = "test_predictions.csv"  # the final test of the chosen checkpoint, one row per test image
 PREDICTION_COLUMNS = ("file", "label", "predicted", "probability")  # file relative to the data root
 CHECKPOINT_DIR = "checkpoints"
+MODEL_FILE = "model.ckpt"           # in CHECKPOINT_DIR: the kept model, whole: what evaluate / predict / export take
 MULTIRUN_FILE = "multirun.yaml"     # a sweep folder's: the grid the sweep promised
 
 # ``status`` in metrics.json
@@ -43,6 +45,7 @@ LOSS = "loss"
 F1 = "f1"
 BIN_ACC = "bin_acc"        # a prediction counts when its class is in the image's bin (data.groups)
 BIN_RECALL = "bin_recall"  # per bin: bin_recall/<bin>, e.g. test/bin_recall/hazardous
+PER_CLASS_ACC = "per_class_acc"  # per class: per_class_acc/<class>, e.g. test/per_class_acc/glass
 TRAIN, VAL, TEST = "train", "val", "test"
 
 
@@ -63,9 +66,8 @@ TEST_BIN_ACC = metric_key(TEST, BIN_ACC)
 
 def write_json_atomic(path: Path, payload: dict) -> None:
     """Write JSON via a temporary file and rename, so a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable))
-    tmp.replace(path)
+    with atomic_write(path, encoding="utf-8") as handle:
+        handle.write(json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable))
 
 
 def _jsonable(value: Any) -> Any:

@@ -29,6 +29,7 @@ from garbage_lit.run.folder import (
     COMPLETED,
     MANIFEST_FILE,
     METRICS_FILE,
+    MODEL_FILE,
     POINTER_FILE,
     read_metrics,
     run_status,
@@ -55,8 +56,8 @@ class ResumePoint:
 
 
 def newest_checkpoint(run_dir: Path) -> Path | None:
-    """The most recently written ``checkpoints/*.ckpt`` (end-of-epoch or mid-epoch), if any."""
-    checkpoints = [p for p in (Path(run_dir) / CHECKPOINT_DIR).glob("*.ckpt") if p.is_file()]
+    """The most recently written training checkpoint (end-of-epoch or mid-epoch; not the final model), if any."""
+    checkpoints = [p for p in (Path(run_dir) / CHECKPOINT_DIR).glob("*.ckpt") if p.is_file() and p.name != MODEL_FILE]
     # On a tie (coarse file-system clocks) prefer last.ckpt: written after epochNN.ckpt, same state.
     return max(checkpoints, key=lambda p: (p.stat().st_mtime_ns, p.name.startswith("last")), default=None)
 
