@@ -30,7 +30,7 @@ def small_disk(path: Path, size: str) -> Iterator[Path]:
     try:
         mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
                                  capture_output=True, text=True)
-        refusal = mounted.stderr.strip() if mounted.returncode else None
+        refusal = (mounted.stderr.strip().splitlines() or ["mount failed"])[0] if mounted.returncode else None
     except FileNotFoundError:
         refusal = "no mount command"
     if refusal is not None:
