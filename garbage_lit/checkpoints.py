@@ -14,17 +14,20 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+from pytorch_lightning.callbacks import ModelCheckpoint
 from torchvision.transforms import v2
 
 from garbage_lit.data.transforms import build_transforms
-from garbage_lit.models.classifier import GarbageClassifier
+from garbage_lit.models.classifier import BACKBONE_FINGERPRINT, GarbageClassifier
+from garbage_lit.run.folder import CHECKPOINT_DIR, atomic_write
 
 PREPROCESSING_KEYS = ("image_size", "resize_size", "mean", "std")
 DEFAULT_INTERPOLATION = "bilinear"  # checkpoints written before data.interpolation existed were trained with it
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file beside its target, flush it to disk, then rename it.
+    """Write each checkpoint to a temporary file beside its target, flush it to disk, then rename it
+    (:func:`~garbage_lit.run.folder.atomic_write`).
 
     ``os.replace`` within one folder is atomic, so ``last.ckpt`` is always either the previous
     complete checkpoint or the new complete one. (Lightning's default goes through a temporary
@@ -41,15 +44,39 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             raise TypeError(f"{type(self).__name__} takes no storage_options")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
-            with tmp.open("wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with atomic_write(path) as handle:  # on a full disk: OSError "No space left on device: '<path>'"
+            torch.save(checkpoint, handle)
+
+
+class RelocatableCheckpoint(ModelCheckpoint):
+    """Lightning's ModelCheckpoint, whose restored file paths follow its current ``dirpath``.
+
+    Lightning restores ``best_model_path`` as saved (absolute) even when ``dirpath`` changed, and then forgets
+    the best score and the kept files: a run folder moved or copied elsewhere and resumed there would write
+    its final checkpoint into the old folder and choose its best epoch among the new epochs only.
+    """
+
+    @property
+    def state_key(self) -> str:
+        """ModelCheckpoint's own key, so a checkpoint written by either class resumes with the other."""
+        return ModelCheckpoint.__qualname__ + super().state_key.removeprefix(type(self).__qualname__)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        saved_dir = state_dict.get("dirpath")
+        if saved_dir and self.dirpath and saved_dir != self.dirpath:
+            state_dict = _relocated(state_dict, saved_dir, self.dirpath)
+        super().load_state_dict(state_dict)
+
+
+def _relocated(state: dict[str, Any], old_dir: str, new_dir: str) -> dict[str, Any]:
+    """A ModelCheckpoint ``state`` with each path inside ``old_dir`` at the same place inside ``new_dir``."""
+    def move(path: str) -> str:
+        relative = os.path.relpath(path, old_dir) if path else ".."
+        return path if relative.startswith("..") else os.path.join(new_dir, relative)
+
+    paths = {key: move(state.get(key) or "") for key in ("best_model_path", "kth_best_model_path", "last_model_path")}
+    return {**state, **paths, "dirpath": new_dir,
+            "best_k_models": {move(path): score for path, score in (state.get("best_k_models") or {}).items()}}
 
 
 def complete_checkpoints(trainer: pl.Trainer, model: GarbageClassifier, paths: list[str | Path | None]) -> None:
@@ -78,7 +105,14 @@ def load_classifier(ckpt: str | Path) -> GarbageClassifier:
         raise FileNotFoundError(f"ckpt={ckpt}: no such checkpoint file; point ckpt= at a .ckpt written by "
                                 f"training (e.g. outputs/<run>/checkpoints/last.ckpt)")
     try:
-        hparams = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("hyper_parameters") or {}
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # no tensor read
+        if BACKBONE_FINGERPRINT in checkpoint:
+            run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
+            raise ValueError(f"ckpt={path} holds only the head: it was written while training on cached backbone "
+                             f"features, and its run stopped before making its final checkpoints self-contained. "
+                             f"Resume that run to finish it (add ckpt_path={run_dir} to its training command), "
+                             f"then use its checkpoints")
+        hparams = checkpoint.get("hyper_parameters") or {}
         # Checkpoints written before model.arch / model.zoo named the architecture model.backbone.
         legacy = {"arch": hparams["backbone"]} if "arch" not in hparams and "backbone" in hparams else {}
         model = GarbageClassifier.load_from_checkpoint(path, weights="none", map_location="cpu", weights_only=True,

@@ -8,11 +8,15 @@ provenance), ``split_manifest.csv``, ``data_problems.csv`` (when any), ``.hydra/
 config), ``checkpoints/`` (best and last) and ``tensorboard/``.
 
     python -m garbage_lit.train ... resume=true                   # continue the interrupted run of `...`
+
+A run stopped by Ctrl-C or SIGTERM records ``status: interrupted`` and the command that resumes it; see
+:mod:`garbage_lit.run.failures` for how each way of stopping is recorded and told.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -29,19 +33,8 @@ from pytorch_lightning.loggers import TensorBoardLogger
 from garbage_lit.checkpoints import complete_checkpoints
 from garbage_lit.config import CONFIG_DIR, register_resolvers, unknown_key_hint, validate_config
 from garbage_lit.plots import confusion_figure
-from garbage_lit.run.folder import (
-    COMPLETED,
-    FAILED,
-    LOSS,
-    PRUNED,
-    RUNNING,
-    TEST,
-    TEST_ACC,
-    TEST_RECALL,
-    metric_key,
-    read_metrics,
-    record_failure,
-)
+from garbage_lit.run.failures import recording_stops
+from garbage_lit.run.folder import COMPLETED, LOSS, RUNNING, TEST, TEST_ACC, TEST_RECALL, metric_key, read_metrics
 from garbage_lit.run.launch import prepare_sweep_job, share_output_dir_with_ddp_ranks
 from garbage_lit.run.provenance import provenance
 from garbage_lit.run.recorder import MetricsJson
@@ -105,7 +98,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
               "split_manifest_sha256": datamodule.manifest_sha256},
         provenance=provenance(),
         overrides=launch_overrides(),  # lets resume=true check a reused folder belongs to this command
-        resumed_from=str(resume.ckpt_path) if resume is not None else None,
+        resumed_from=_in_run(resume.ckpt_path, output_dir) if resume and resume.ckpt_path else None,
     )
     trainer.fit(model, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume is not None else None)
 
@@ -116,7 +109,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         complete_checkpoints(trainer, model, [ckpt_path, checkpoint.last_model_path])
     # Without a monitored metric (or a kept file) the kept epoch is the last one, which the model in memory holds.
     kept_is_last = not ckpt_path or checkpoint.monitor is None
-    final: dict[str, Any] = {"checkpoint": ckpt_path,
+    final: dict[str, Any] = {"checkpoint": _in_run(ckpt_path, output_dir) if ckpt_path else None,
                              "epoch": trainer.current_epoch - 1 if kept_is_last else _checkpoint_epoch(ckpt_path)}
     objective = cfg.get("optimized_metric")
     if objective:
@@ -162,6 +155,12 @@ def _saves_every_epoch(conf: DictConfig) -> bool:
     """Whether a ModelCheckpoint config saves at the end of every epoch (and at no other time)."""
     return conf.get("every_n_epochs") in (None, 1) and not conf.get("every_n_train_steps") \
         and not conf.get("train_time_interval")
+
+
+def _in_run(path: str | Path, run_dir: Path) -> str:
+    """``path`` as metrics.json records it: relative to the run folder when inside it, so the folder can move."""
+    relative = os.path.relpath(path, run_dir)
+    return str(path) if relative.startswith("..") else relative
 
 
 def _checkpoint_epoch(ckpt_path: str) -> int:
@@ -218,14 +217,9 @@ def main(cfg: DictConfig) -> float | None:
 
     Never a test metric by default: a sweeper that optimizes the return value would otherwise tune on the test set.
     """
-    try:
+    with recording_stops(cfg):  # interrupted, failed or pruned: in metrics.json, and said in a line or two
         prepare_sweep_job(cfg)  # one GPU per job, DataLoader workers inside parallel launchers
         return train(cfg).get(cfg.optimized_metric)
-    except BaseException as exc:
-        from optuna import TrialPruned  # a search stopped this trial early: not a failure
-
-        record_failure(Path(cfg.paths.output_dir), exc, PRUNED if isinstance(exc, TrialPruned) else FAILED)
-        raise
 
 
 def cli() -> None:
@@ -233,7 +227,7 @@ def cli() -> None:
     try:
         main()
     except SystemExit as exc:
-        if exc.code:
+        if exc.code == 1:  # Hydra refused the command line (an interrupted run exits 130 or 143)
             hint = unknown_key_hint(sys.argv[1:])
             if hint:
                 print(hint, file=sys.stderr)

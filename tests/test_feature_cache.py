@@ -226,8 +226,10 @@ def test_head_only_checkpoints_resume_and_the_final_checkpoint_predicts(make_cfg
     head_only = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert head_only["epoch"] == 0 and sorted(head_only["state_dict"]) == ["head.bias", "head.weight"]
     assert len(head_only[BACKBONE_FINGERPRINT]) == 64
-    with pytest.raises(ValueError, match="holds only the head"):  # a random-init backbone is not the one it names
+    with pytest.raises(ValueError, match="holds only the head") as refused:
         load_classifier(run / "checkpoints" / "last.ckpt")
+    assert f"Resume that run to finish it (add ckpt_path={run} to its training command)" in str(refused.value)
+    assert "model.weights" not in str(refused.value)  # loading for use sets no weights: nothing to blame
 
     resumed = train(make_cfg(*common, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", output_dir=tmp_path / "x"))
     rows = [json.loads((folder / "metrics.json").read_text())["epochs"] for folder in (tmp_path / "whole", run)]
