@@ -25,7 +25,8 @@ PREPROCESSING_KEYS = ("image_size", "resize_size", "interpolation", "mean", "std
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file beside its target, flush it to disk, then rename it.
+    """Write each checkpoint to a temporary file beside its target, flush it to disk, then rename it
+    (:func:`~garbage_lit.run.folder.atomic_write`).
 
     So ``last.ckpt`` is always either the previous complete checkpoint or the new complete one, and a failed
     write (a kill, a full disk) leaves nothing behind. (Lightning's default goes through a temporary file in the
@@ -53,11 +54,13 @@ def load_classifier(ckpt: str | Path) -> GarbageClassifier:
     if not path.is_file():
         raise FileNotFoundError(f"ckpt={ckpt}: no such checkpoint file; point ckpt= at a .ckpt written by "
                                 f"training (e.g. outputs/<run>/{Path(CHECKPOINT_DIR) / MODEL_FILE})")
-    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("state_dict") or {}
+    state = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("state_dict") or {}  # no tensor read
     if state and not any(key.startswith("backbone.") for key in state):
+        run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
         raise ValueError(f"ckpt={path} holds only the head: it is a training checkpoint of a run on cached backbone "
-                         f"features (for resuming it); evaluate, predict and export take the run's self-contained "
-                         f"{Path(CHECKPOINT_DIR) / MODEL_FILE}")
+                         f"features. Evaluate, predict and export take the run's whole model, "
+                         f"{run_dir / CHECKPOINT_DIR / MODEL_FILE}; if the run stopped before writing it, resume the "
+                         f"run (add ckpt_path={run_dir} to its training command)")
     try:
         model = GarbageClassifier.load_from_checkpoint(path, weights="none", map_location="cpu", weights_only=True)
     except (KeyError, RuntimeError, TypeError) as exc:

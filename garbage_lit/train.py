@@ -5,14 +5,18 @@
 
 Each job folder holds ``metrics.json`` (per-epoch history, final test metrics, weights source,
 provenance), ``split_manifest.csv``, ``data_problems.csv`` (when any), ``.hydra/`` (the resolved
-config), ``checkpoints/`` (best and last) and ``tensorboard/``.
+config), ``checkpoints/`` (``model.ckpt``, the kept model, whole; the training checkpoints) and ``tensorboard/``.
 
     python -m garbage_lit.train ... resume=true                   # continue the interrupted run of `...`
+
+A run stopped by Ctrl-C or SIGTERM records ``status: interrupted`` and the command that resumes it; see
+:mod:`garbage_lit.run.failures` for how each way of stopping is recorded and told.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -29,20 +33,18 @@ from garbage_lit.config import CONFIG_DIR, register_resolvers, unknown_key_hint,
 from garbage_lit.features.datamodule import backbone_detached, feature_datamodule
 from garbage_lit.models.metrics import per_class_accuracy
 from garbage_lit.plots import confusion_figure
+from garbage_lit.run.failures import recording_stops
 from garbage_lit.run.folder import (
     CHECKPOINT_DIR,
     COMPLETED,
-    FAILED,
     MODEL_FILE,
     PER_CLASS_ACC,
-    PRUNED,
     RUNNING,
     TEST,
     TEST_ACC,
     TEST_RECALL,
     metric_key,
     read_metrics,
-    record_failure,
 )
 from garbage_lit.run.launch import prepare_sweep_job, share_output_dir_with_ddp_ranks
 from garbage_lit.run.loggers import log_run_summary, run_hparams
@@ -111,7 +113,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         feature_cache=features is not None,
         provenance=provenance(),
         overrides=launch_overrides(),  # lets resume=true check a reused folder belongs to this command
-        resumed_from=str(resume.ckpt_path) if resume is not None else None,
+        resumed_from=_in_run(resume.ckpt_path, output_dir) if resume and resume.ckpt_path else None,
     )
     with backbone_detached(model) if features is not None else nullcontext():
         data = features or datamodule
@@ -164,20 +166,21 @@ def _test_results(trainer: pl.Trainer, model: pl.LightningModule) -> dict[str, A
             "confusion_matrix": model.confusion_matrix.tolist()}
 
 
+def _in_run(path: str | Path, run_dir: Path) -> str:
+    """``path`` as metrics.json records it: relative to the run folder when inside it, so the folder can move."""
+    relative = os.path.relpath(path, run_dir)
+    return str(path) if relative.startswith("..") else relative
+
+
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")
 def main(cfg: DictConfig) -> float | None:
     """Train one job; return its ``optimized_metric`` (default ``val/acc``) for a sweeper, None without a val split.
 
     Never a test metric by default: a sweeper that optimizes the return value would otherwise tune on the test set.
     """
-    try:
+    with recording_stops(cfg):  # interrupted, failed or pruned: in metrics.json, and said in a line or two
         prepare_sweep_job(cfg)  # one GPU per job, DataLoader workers inside parallel launchers
         return train(cfg).get(cfg.optimized_metric)
-    except BaseException as exc:
-        from optuna import TrialPruned  # a search stopped this trial early: not a failure
-
-        record_failure(Path(cfg.paths.output_dir), exc, PRUNED if isinstance(exc, TrialPruned) else FAILED)
-        raise
 
 
 def cli() -> None:
@@ -185,7 +188,7 @@ def cli() -> None:
     try:
         main()
     except SystemExit as exc:
-        if exc.code:
+        if exc.code == 1:  # Hydra refused the command line (an interrupted run exits 130 or 143)
             hint = unknown_key_hint(sys.argv[1:])
             if hint:
                 print(hint, file=sys.stderr)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 
@@ -66,3 +68,35 @@ def test_batch_larger_than_the_training_set_stops_before_training(make_cfg, fold
         train(cfg)
     assert not (tmp_path / "run" / "checkpoints").exists()
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def _train_cli(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "garbage_lit.train", "debug=fast", *args,
+                           f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "GARBAGE_LIT_CACHE_DIR": str(tmp_path / "cache"), **env})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override, message", [
+    ("lr=abc", "lr='abc' is not allowed: lr must be a number > 0, e.g. lr=0.003"),
+    ("batch_size=0", "batch_size=0 is not allowed: batch_size must be an integer >= 1, e.g. batch_size=32"),
+    ("epochs=-1", "epochs=-1 is not allowed: epochs must be an integer >= 1, e.g. epochs=10"),
+    ("data.root={tmp_path}/nowhere", "dataset root {tmp_path}/nowhere does not exist or is not a folder: set "
+                                     "data.root to the folder holding the 'folder' layout"),
+])
+def test_a_bad_value_on_the_command_line_prints_its_message_without_a_traceback(tmp_path, override, message):
+    result = _train_cli(tmp_path, "data=folder", f"data.root={tmp_path}", override.format(tmp_path=tmp_path))
+    assert result.returncode == 1
+    assert message.format(tmp_path=tmp_path) in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    failure_log = (tmp_path / "run" / "failure.log").read_text()  # the traceback is kept in the run folder
+    assert failure_log.startswith("Traceback") and message.format(tmp_path=tmp_path) in failure_log
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["status"] == "failed" and message.format(tmp_path=tmp_path) in metrics["error"]
+
+
+@pytest.mark.slow
+def test_hydra_full_error_prints_the_traceback_of_a_bad_value(tmp_path):
+    result = _train_cli(tmp_path, "epochs=-1", HYDRA_FULL_ERROR="1")
+    assert result.returncode == 1
+    assert "Traceback" in result.stderr and "garbage_lit.config.ConfigError: epochs=-1 is not allowed" in result.stderr

@@ -220,6 +220,10 @@ def test_head_only_checkpoints_resume_and_the_run_ends_with_a_whole_model(make_c
     assert head_only["epoch"] == 0 and sorted(head_only["state_dict"]) == ["head.bias", "head.weight"]
     assert len(head_only["FeatureDataModule"]["backbone_fingerprint"]) == 64
     assert not (run / "checkpoints" / "model.ckpt").exists()
+    with pytest.raises(ValueError, match="holds only the head") as refused:
+        load_classifier(run / "checkpoints" / "last.ckpt")
+    assert f"resume the run (add ckpt_path={run} to its training command)" in str(refused.value)
+    assert "model.weights" not in str(refused.value)  # loading for use sets no weights: nothing to blame
 
     resumed = train(make_cfg(*common, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", output_dir=tmp_path / "x"))
     rows = [json.loads((folder / "metrics.json").read_text())["epochs"] for folder in (tmp_path / "whole", run)]

@@ -12,14 +12,19 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import open_dict
 
 from garbage_lit.checkpoints import AtomicCheckpointIO
+from garbage_lit.config import CONFIG_DIR
 from garbage_lit.run.folder import POINTER_FILE
 from garbage_lit.run.resume import (
     ResumePoint,
     continue_in,
     find_previous_run,
     from_ckpt_path,
+    newest_checkpoint,
+    resume_command,
     resume_point,
     run_dir_siblings,
 )
@@ -64,10 +69,30 @@ def test_sigkilled_sweep_resumes_unfinished_job_and_skips_finished_one(folder_da
     resumed = _metrics(sweep / "1")
     assert resumed["status"] == "completed"
     assert [e["epoch"] for e in resumed["epochs"]] == [0, 1]
-    assert resumed["resumed_from"].startswith(str(sweep / "1" / "checkpoints"))
+    assert resumed["resumed_from"].startswith("checkpoints/")  # relative to the run folder
     assert resumed["config"]["seed"] == 1
     assert [p.name for p in (sweep / "1").iterdir() if p.name == "tensorboard"] == ["tensorboard"]
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1"]
+
+
+@pytest.fixture
+def hydra_job():
+    """Makes the current process look like a Hydra job of the training app; returns its output folder."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    def _job(overrides: list[str], multirun: bool, cwd: Path) -> Path:
+        with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+            cfg = compose(config_name="train", overrides=overrides, return_hydra_config=True)
+        output_dir = cwd / ("multirun/1" if multirun else "outputs/run")
+        with open_dict(cfg):
+            cfg.hydra.runtime.cwd, cfg.hydra.runtime.output_dir = str(cwd), str(output_dir)
+            cfg.hydra.mode = RunMode.MULTIRUN if multirun else RunMode.RUN
+        HydraConfig.instance().set_config(cfg)
+        return output_dir
+
+    yield _job
+    HydraConfig.instance().cfg = None
 
 
 def _fake_run(folder: Path, overrides: list[str], status: str) -> Path:
@@ -124,6 +149,33 @@ def test_ckpt_path_names_a_run_folder_or_a_checkpoint(tmp_path):
         from_ckpt_path(tmp_path / "nowhere")
 
 
+def test_the_newest_checkpoint_is_the_furthest_trained_whatever_its_file_time(tmp_path):
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    for name, step in (("last.ckpt", 12), ("mid-epoch.ckpt", 10), ("epoch01.ckpt", 12)):
+        torch.save({"global_step": step}, checkpoints / name)
+    os.utime(checkpoints / "last.ckpt", (1, 1))  # as after `cp -r`: file times in copy order, not training order
+    os.utime(checkpoints / "epoch01.ckpt", (2, 2))
+    assert newest_checkpoint(tmp_path / "run") == checkpoints / "epoch01.ckpt"
+    (checkpoints / "epoch01.ckpt").unlink()
+    assert newest_checkpoint(tmp_path / "run") == checkpoints / "last.ckpt"
+
+
+def test_the_resume_command_of_a_sweep_job_names_its_folder(tmp_path, hydra_job):
+    hydra_job(["seed=1", "data.root=/data/my trashnet", "resume=true"], multirun=True, cwd=tmp_path)
+    assert resume_command(tmp_path / "multirun" / "1") == (
+        f"cd {tmp_path} && python -m garbage_lit.train seed=1 'data.root=/data/my trashnet' "
+        f"ckpt_path={tmp_path / 'multirun' / '1'}")
+
+
+def test_the_resume_command_of_a_run_is_its_command_line_with_resume_true(tmp_path, hydra_job):
+    run = hydra_job(["lr=0.01"], multirun=False, cwd=tmp_path)
+    argv = ["lr=0.01", "hydra.run.dir=runs/a b", "ckpt_path=old/run"]
+    assert resume_command(run, argv) == (f"cd {tmp_path} && python -m garbage_lit.train lr=0.01 "
+                                         f"'hydra.run.dir=runs/a b' resume=true")
+    assert resume_command(tmp_path / "other", argv).endswith(f"lr=0.01 ckpt_path={tmp_path / 'other'}")
+
+
 def test_a_failed_save_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):
     path = tmp_path / "checkpoints" / "last.ckpt"
     io = AtomicCheckpointIO()
@@ -171,5 +223,5 @@ def test_ckpt_path_trains_a_finished_run_on_when_epochs_asks_for_more(make_cfg, 
     metrics = _metrics(run)
     assert metrics["status"] == "completed"
     assert [e["epoch"] for e in metrics["epochs"]] == [0, 1]
-    assert metrics["resumed_from"] == str(run.resolve() / "checkpoints" / "last.ckpt")  # a link to the kept epoch
+    assert metrics["resumed_from"] == "checkpoints/last.ckpt"  # a link to the kept epoch
     assert (tmp_path / "more" / POINTER_FILE).read_text().strip() == str(run.resolve())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+import os
 from typing import Any
 
 import pytorch_lightning as pl
@@ -38,15 +38,26 @@ class RunCheckpoint(ModelCheckpoint):
             self.save_last = "link"
         super().setup(trainer, pl_module, stage)
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        """Restore the state with its paths re-anchored to this ``dirpath``, so a moved folder keeps its best score."""
-        saved_dir = state_dict.get("dirpath")
-        if self.dirpath is not None and saved_dir is not None and saved_dir != self.dirpath:
-            def here(path: str) -> str:
-                return str(Path(self.dirpath) / Path(path).name) if path else path
+    @property
+    def state_key(self) -> str:
+        """ModelCheckpoint's own key, so a checkpoint written by either class resumes with the other."""
+        return ModelCheckpoint.__qualname__ + super().state_key.removeprefix(type(self).__qualname__)
 
-            state_dict = {**state_dict, "dirpath": self.dirpath,
-                          **{key: here(state_dict[key]) for key in ("best_model_path", "kth_best_model_path",
-                                                                    "last_model_path") if key in state_dict},
-                          "best_k_models": {here(p): v for p, v in state_dict.get("best_k_models", {}).items()}}
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore the state with its paths moved to this ``dirpath`` (Lightning keeps the saved absolute
+        ``best_model_path`` when the folder moved, and forgets the best score and the kept files)."""
+        saved_dir = state_dict.get("dirpath")
+        if saved_dir and self.dirpath and saved_dir != self.dirpath:
+            state_dict = _relocated(state_dict, saved_dir, self.dirpath)
         super().load_state_dict(state_dict)
+
+
+def _relocated(state: dict[str, Any], old_dir: str, new_dir: str) -> dict[str, Any]:
+    """A ModelCheckpoint ``state`` with each path inside ``old_dir`` at the same place inside ``new_dir``."""
+    def move(path: str) -> str:
+        relative = os.path.relpath(path, old_dir) if path else ".."
+        return path if relative.startswith("..") else os.path.join(new_dir, relative)
+
+    paths = {key: move(state.get(key) or "") for key in ("best_model_path", "kth_best_model_path", "last_model_path")}
+    return {**state, **paths, "dirpath": new_dir,
+            "best_k_models": {move(path): score for path, score in (state.get("best_k_models") or {}).items()}}

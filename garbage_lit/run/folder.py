@@ -1,14 +1,18 @@
 """The run folder: the contract between train, resume, report, evaluate and the tests.
 
 A job's folder holds ``metrics.json`` (status, per-epoch history, final test metrics, provenance),
-``split_manifest.csv``, ``failure.log`` when it failed, ``data_problems.csv`` / ``duplicates.csv`` when
-the data had any, ``checkpoints/``, ``tensorboard/`` and Hydra's ``.hydra/``. Every other module reads
+``split_manifest.csv``, ``failure.log`` when it failed or was interrupted, ``data_problems.csv`` /
+``duplicates.csv`` when the data had any, ``checkpoints/``, ``tensorboard/``, Hydra's ``.hydra/`` and, once
+it was resumed after a failure, ``attempts/`` (the earlier attempts' failure logs). Paths it records about
+itself are relative to it, so the folder can be moved or copied and resumed there. Every other module reads
 and writes run folders through the names and functions here.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import traceback
 from pathlib import Path
 from typing import Any
@@ -16,6 +20,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from garbage_lit.atomic import atomic_write
+
+log = logging.getLogger(__name__)
 
 METRICS_FILE = "metrics.json"
 MANIFEST_FILE = "split_manifest.csv"
@@ -28,15 +34,17 @@ PREDICTION_COLUMNS = ("file", "label", "predicted", "probability")  # file relat
 CHECKPOINT_DIR = "checkpoints"
 MODEL_FILE = "model.ckpt"           # in CHECKPOINT_DIR: the kept model, whole: what evaluate / predict / export take
 MULTIRUN_FILE = "multirun.yaml"     # a sweep folder's: the grid the sweep promised
+ATTEMPTS_DIR = "attempts"           # failure.log of each earlier attempt of a resumed run: attempts/failure-N.log
 
 # ``status`` in metrics.json
 RUNNING = "running"
 COMPLETED = "completed"
 FAILED = "failed"
 PRUNED = "pruned"            # a hyperparameter search stopped the trial early (hparams_search=optuna)
-# ... and as a sweep report sees a job
+INTERRUPTED = "interrupted"  # stopped by SIGINT (Ctrl-C) or SIGTERM; metrics.json's resume_command continues it
+# ... and as a sweep report sees a job (which also counts a job whose metrics.json still says "running" as
+# interrupted: the process was killed without a word, e.g. SIGKILL, or is still going)
 MISSING = "missing"          # the grid promised this job but its folder or metrics.json does not exist
-INTERRUPTED = "interrupted"  # metrics.json still says "running": the process died or is still going
 
 # Metric names: one spelling, ``<split>/<name>``, from ``self.log`` to metrics.json, TensorBoard and the report.
 ACC = "acc"
@@ -65,7 +73,7 @@ TEST_BIN_ACC = metric_key(TEST, BIN_ACC)
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON via a temporary file and rename, so a reader never sees half a file."""
+    """Write JSON atomically (:func:`~garbage_lit.atomic.atomic_write`), so a reader never sees half a file."""
     with atomic_write(path, encoding="utf-8") as handle:
         handle.write(json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable))
 
@@ -95,17 +103,60 @@ def run_status(run_dir: str | Path) -> str | None:
         return None
 
 
-def record_failure(run_dir: str | Path, exc: BaseException, status: str = FAILED) -> None:
-    """Mark the run ``status`` (failed, or pruned) in metrics.json and keep its traceback beside it."""
+def record_failure(run_dir: str | Path, exc: BaseException, status: str = FAILED, error: str | None = None,
+                   **info: Any) -> None:
+    """Mark the run ``status`` (failed, interrupted or pruned) in metrics.json and keep the traceback beside it.
+
+    ``error`` (default: the exception's type and message) and ``info`` (e.g. ``resume_command``) go into
+    metrics.json. On a full disk whatever does not fit is left out whole (logged), never half-written.
+    """
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / FAILURE_FILE).write_text("".join(traceback.format_exception(exc)))
     try:
         payload = read_metrics(run_dir) or {}
     except ValueError:
         payload = {}
-    payload.update(status=status, error=f"{type(exc).__name__}: {exc}")
-    write_json_atomic(run_dir / METRICS_FILE, payload)
+    payload.update(status=status, error=error or f"{type(exc).__name__}: {exc}", **info)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(run_dir / FAILURE_FILE, encoding="utf-8") as handle:
+            handle.write("".join(traceback.format_exception(exc)))
+    except OSError as write_error:
+        log.error("could not keep the traceback in %s: %s", run_dir / FAILURE_FILE, write_error)
+    try:
+        write_json_atomic(run_dir / METRICS_FILE, payload)
+    except OSError as write_error:
+        log.error("could not record status %r in %s: %s", status, run_dir / METRICS_FILE, write_error)
+
+
+def start_attempt(run_dir: str | Path) -> None:
+    """Before a run continues in ``run_dir``: record the attempt that stopped in metrics.json's ``earlier_attempts``.
+
+    Each is ``{"status", "error", "epochs"}`` (epochs recorded by then; ``running``: that attempt was killed
+    without a word, e.g. SIGKILL), plus ``failure_log`` when it left a ``failure.log``, which moves to
+    ``attempts/failure-N.log``: a folder that completes keeps no failure unexplained. The run is then
+    ``running`` again, without the earlier error.
+    """
+    run_dir = Path(run_dir)
+    try:
+        metrics = read_metrics(run_dir) or {}
+    except ValueError:
+        metrics = {}
+    if not metrics and not (run_dir / FAILURE_FILE).is_file():
+        return
+    attempt = {"status": metrics.get("status"), "error": metrics.get("error"),
+               "epochs": len(metrics.get("epochs") or [])}
+    if (run_dir / FAILURE_FILE).is_file():
+        (run_dir / ATTEMPTS_DIR).mkdir(exist_ok=True)
+        number = 1
+        while (run_dir / ATTEMPTS_DIR / f"failure-{number}.log").exists():
+            number += 1
+        archived = Path(ATTEMPTS_DIR) / f"failure-{number}.log"
+        os.replace(run_dir / FAILURE_FILE, run_dir / archived)
+        attempt["failure_log"] = archived.as_posix()
+    metrics = {key: value for key, value in metrics.items() if key not in ("error", "resume_command")}
+    metrics.update(status=RUNNING, earlier_attempts=[*(metrics.get("earlier_attempts") or []), attempt])
+    write_json_atomic(run_dir / METRICS_FILE, metrics)
+
 
 def planned_jobs(sweep_dir: str | Path) -> list[list[str]]:
     """The overrides of every job the sweep meant to run, rebuilt from ``multirun.yaml`` as Hydra's sweeper does."""

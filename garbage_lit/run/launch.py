@@ -11,6 +11,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict, read_write
 
+from garbage_lit.config import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -52,8 +54,8 @@ def share_cpu_threads(cfg: DictConfig, n_jobs: int | None, cpu_count: int | None
     threads = cfg.get("threads")
     if threads is not None:
         if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise ValueError(f"threads={threads!r} is not allowed: threads must be an integer >= 1 "
-                             f"(torch CPU threads per job), or threads=null to choose automatically")
+            raise ConfigError(f"threads={threads!r} is not allowed: threads must be an integer >= 1 "
+                              f"(torch CPU threads per job), or threads=null to choose automatically")
         torch.set_num_threads(threads)
         log.info("torch uses %d CPU threads (threads=%d)", threads, threads)
         return threads

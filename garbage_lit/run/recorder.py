@@ -22,10 +22,12 @@ class MetricsJson(pl.Callback):
 
     def __init__(self, output_dir: str | Path, filename: str = METRICS_FILE, resuming: bool = False) -> None:
         """``resuming``: start from the epochs the folder's metrics.json already records (each was written when
-        its epoch ended), so a checkpoint saved before an epoch's end hooks ran loses none of them."""
+        its epoch ended), so a checkpoint saved before an epoch's end hooks ran loses none of them, and keep its
+        record of the earlier attempts."""
         self.path = Path(output_dir) / filename
-        self.epochs: list[dict[str, Any]] = (read_metrics(output_dir) or {}).get("epochs", []) if resuming else []
-        self.info: dict[str, Any] = {}
+        recorded = (read_metrics(output_dir) or {}) if resuming else {}
+        self.epochs: list[dict[str, Any]] = recorded.get("epochs", [])
+        self.info: dict[str, Any] = {"earlier_attempts": recorded.get("earlier_attempts", [])}
         self._epoch_started = 0.0
 
     # state carried by checkpoints -------------------------------------------------------------

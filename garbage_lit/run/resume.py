@@ -17,13 +17,17 @@ The run continues from its newest checkpoint; a completed run is not trained aga
 from __future__ import annotations
 
 import logging
+import shlex
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.utilities import rank_zero_only
 
+from garbage_lit.config import ConfigError
 from garbage_lit.run.folder import (
     CHECKPOINT_DIR,
     COMPLETED,
@@ -33,6 +37,7 @@ from garbage_lit.run.folder import (
     POINTER_FILE,
     read_metrics,
     run_status,
+    start_attempt,
 )
 
 log = logging.getLogger(__name__)
@@ -56,10 +61,24 @@ class ResumePoint:
 
 
 def newest_checkpoint(run_dir: Path) -> Path | None:
-    """The most recently written training checkpoint (end-of-epoch or mid-epoch; not the final model), if any."""
+    """The furthest-trained training checkpoint (end-of-epoch or mid-epoch; not the final model), if any.
+
+    Ordered by the training step a checkpoint holds, then by when it was written (a copy made with ``cp -r``
+    gives its files the time of the copy); on a tie prefer last.ckpt: written after epochNN.ckpt, same state.
+    """
     checkpoints = [p for p in (Path(run_dir) / CHECKPOINT_DIR).glob("*.ckpt") if p.is_file() and p.name != MODEL_FILE]
-    # On a tie (coarse file-system clocks) prefer last.ckpt: written after epochNN.ckpt, same state.
-    return max(checkpoints, key=lambda p: (p.stat().st_mtime_ns, p.name.startswith("last")), default=None)
+    return max(checkpoints, key=lambda p: (_global_step(p), p.stat().st_mtime_ns, p.name.startswith("last")),
+               default=None)
+
+
+def _global_step(checkpoint: Path) -> int:
+    """The optimizer steps ``checkpoint`` was saved after; -1 when it cannot be read."""
+    import torch
+
+    try:
+        return int(torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True).get("global_step", -1))
+    except Exception:  # noqa: BLE001 - any unreadable file ranks last, as the oldest
+        return -1
 
 
 def from_ckpt_path(ckpt_path: str | Path) -> ResumePoint:
@@ -68,13 +87,13 @@ def from_ckpt_path(ckpt_path: str | Path) -> ResumePoint:
     if path.is_dir():
         checkpoint = newest_checkpoint(path)
         if checkpoint is None:
-            raise ValueError(f"ckpt_path={path} holds no checkpoints/*.ckpt; point it at a run folder that "
-                             f"saved a checkpoint, or at a .ckpt file")
+            raise ConfigError(f"ckpt_path={path} holds no checkpoints/*.ckpt; point it at a run folder that "
+                              f"saved a checkpoint, or at a .ckpt file")
         return ResumePoint(path, checkpoint, run_status(path))
     if path.is_file():
         run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
         return ResumePoint(run_dir, path, run_status(run_dir))
-    raise ValueError(f"ckpt_path={path} does not exist; point it at a run folder or a .ckpt file")
+    raise ConfigError(f"ckpt_path={path} does not exist; point it at a run folder or a .ckpt file")
 
 
 def find_previous_run(output_dir: Path, overrides: list[str] | None, siblings: Iterable[Path] = ()) -> Path | None:
@@ -137,6 +156,28 @@ def launch_overrides() -> list[str] | None:
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else None
 
 
+def resume_command(run_dir: str | Path, argv: list[str] | None = None) -> str | None:
+    """The shell command that continues the run in ``run_dir`` begun by this launch; None outside Hydra.
+
+    A single run: the launch's command line (``argv``, default ``sys.argv[1:]``) plus ``resume=true``. A
+    multirun job, or a launch that continued a run elsewhere: the job's own overrides plus
+    ``ckpt_path=<run_dir>``, which names the folder. Either starts with ``cd`` to the launch's folder, where
+    relative paths (``data.root=data``, ``outputs/``) resolve.
+    """
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return None
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(run_dir).resolve()
+    if _is_multirun_job() or run_dir != Path(hydra_cfg.runtime.output_dir).resolve():
+        args, switch = list(hydra_cfg.overrides.task), f"ckpt_path={run_dir}"
+    else:
+        args, switch = list(sys.argv[1:] if argv is None else argv), "resume=true"
+    args = [a for a in args if a.split("=", 1)[0].lstrip("+~") not in RESUME_KEYS]
+    return f"cd {shlex.quote(hydra_cfg.runtime.cwd)} && python -m garbage_lit.train {shlex.join([*args, switch])}"
+
+
 def _is_multirun_job() -> bool:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -152,9 +193,9 @@ def _check_same_command(run_dir: Path, overrides: list[str] | None) -> None:
         return
     if recorded is not None and overrides is not None \
             and comparable_overrides(recorded) != comparable_overrides(overrides):
-        raise ValueError(f"resume=true: {run_dir} holds a run of {comparable_overrides(recorded)}, not of this "
-                         f"command's {comparable_overrides(overrides)}; give the same arguments in the same "
-                         f"order (a sweep's job N is its N-th combination), or start without resume=true")
+        raise ConfigError(f"resume=true: {run_dir} holds a run of {comparable_overrides(recorded)}, not of this "
+                          f"command's {comparable_overrides(overrides)}; give the same arguments in the same "
+                          f"order (a sweep's job N is its N-th combination), or start without resume=true")
 
 
 def resume_point(cfg: DictConfig) -> ResumePoint | None:
@@ -182,7 +223,8 @@ def leave_pointer(launch_dir: str | Path, run_dir: Path) -> None:
 
 
 def continue_in(cfg: DictConfig, point: ResumePoint) -> None:
-    """Point ``cfg`` (output folder, split) at the resumed run; leave a note in the launch's own folder."""
+    """Point ``cfg`` (output folder, split) at the resumed run and start its new attempt there
+    (:func:`~garbage_lit.run.folder.start_attempt`); leave a note in the launch's own folder."""
     run_dir = point.run_dir.resolve()
     leave_pointer(cfg.paths.output_dir, run_dir)
     with open_dict(cfg):
@@ -192,4 +234,6 @@ def continue_in(cfg: DictConfig, point: ResumePoint) -> None:
             cfg.data.split_manifest = str(manifest)  # the same split even if files changed since
     for stale in (run_dir / CHECKPOINT_DIR).glob(".*.tmp"):
         stale.unlink(missing_ok=True)  # left by a kill during a save; never a checkpoint
+    if rank_zero_only.rank == 0:  # DDP's other ranks start this launch again, continuing the same attempt
+        start_attempt(run_dir)
     log.info("resuming %s from %s", run_dir, point.ckpt_path or "the start (no checkpoint yet)")

@@ -89,6 +89,6 @@ def _load_job(num: int, folder: Path, planned: list[str] | None) -> JobResult:
     if metrics is None:
         return JobResult(num, folder, MISSING, overrides, config)
     status = metrics.get("status")
-    if status not in (COMPLETED, FAILED):
-        status = INTERRUPTED if status == RUNNING else FAILED
+    if status not in (COMPLETED, FAILED, INTERRUPTED):
+        status = INTERRUPTED if status == RUNNING else FAILED  # still "running": killed without a word
     return JobResult(num, folder, status, overrides, config, metrics)
