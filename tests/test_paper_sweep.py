@@ -108,8 +108,9 @@ def test_notebook_runs_headless_on_the_sweep(tiny_sweep, monkeypatch):
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert f"2 of 4 jobs completed in {sweep}" in text
     assert "| test/acc ± std | test/recall ± std |" in text
-    assert "epoch 0 train/loss / acc" in text and "trained from a random init" in text
-    assert "Best setting: resnet18, batch 32, SGD, lr 0.003" in text  # the Claims section
+    assert "epoch 0 train/loss / acc" in text and "| none (random init) |" in text  # the summary's weights
+    assert "None of the paper's configurations" in text  # batch 4 and 1000: nothing to set beside the paper
+    assert NONE_TESTED in text  # the Claims section
     assert "best job 2:" in text or "best job 3:" in text
     assert "batch_size=1000" in text  # the failed jobs and their re-run commands
     images = [o for o in outputs if "image/png" in o.get("data", {})]
