@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 register_resolvers()
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
+# Adds the extra's packages to the garbage-lit already installed (wheel, clone or editable), from any folder.
+ONNX_INSTALL = "pip install 'garbage-lit[export]'"
 INPUT_NAME = "images"
 OUTPUT_NAME = "logits"
 
@@ -51,7 +53,7 @@ def export(ckpt: str | Path, fmt: str, output: str | Path, opset: int = 17) -> P
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r} is not supported; choose one of {', '.join(FORMATS)}")
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
-        raise ImportError("format=onnx needs the onnx package: pip install 'garbage-lit[export]'")
+        raise ImportError(f"format=onnx needs the onnx package: {ONNX_INSTALL} (or format=torchscript)")
     model = load_classifier(ckpt)
     pre = preprocessing_of(model)
     network = ImageClassifier(model).eval()

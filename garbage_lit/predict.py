@@ -5,12 +5,14 @@
 Writes ``predictions.csv`` and ``predictions.json`` into the run folder and prints a table. For
 garbage_classify models ("group/item" class names) each class comes with its broad group in Chinese
 and English. A file that cannot be read gets a row with its error; the other files are still predicted.
+The command exits with status 1 when no input could be predicted.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -78,9 +80,12 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
     trainer.predict(model, dataloaders=loader, return_predictions=False)
     write_predictions(output_dir, writer.rows, writer.top_k)
     print(format_table(writer.rows, cfg.print_limit))
-    failed = sum(1 for row in writer.rows if row["error"])
+    failed = [row for row in writer.rows if row["error"]]
+    if failed:
+        log.warning("%d of %d inputs could not be predicted, e.g. %s: %s; every row, with its error, is in "
+                    "predictions.csv", len(failed), len(writer.rows), failed[0]["file"], failed[0]["error"])
     log.info("%d images predicted, %d failed; predictions.csv and predictions.json in %s",
-             len(writer.rows) - failed, failed, output_dir)
+             len(writer.rows) - len(failed), len(failed), output_dir)
     return writer.rows
 
 
@@ -118,7 +123,10 @@ def format_table(rows: list[dict[str, Any]], limit: int) -> str:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="predict")
 def main(cfg: DictConfig) -> None:
-    predict(cfg)
+    rows = predict(cfg)
+    if all(row["error"] for row in rows):
+        log.error("none of the %d inputs could be predicted; predictions.csv lists each with its error", len(rows))
+        sys.exit(1)  # SystemExit passes through Hydra, which catches only Exception
 
 
 if __name__ == "__main__":

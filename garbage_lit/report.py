@@ -24,14 +24,23 @@ from typing import Any
 
 from garbage_lit.run.folder import COMPLETED, TEST_ACC, TEST_RECALL
 from garbage_lit.search.outputs import read_search, search_report
-from garbage_lit.sweeps.claims import Bootstrap, Claims, judge_claims
-from garbage_lit.sweeps.paper import REFERENCE_PATH, comparison_table, load_reference, weights_line
+from garbage_lit.sweeps.claims import NONE_TESTED, NOT_TESTED, Bootstrap, Claims, judge_claims
+from garbage_lit.sweeps.paper import (
+    NOT_IN_SWEEP,
+    REFERENCE_PATH,
+    comparison_table,
+    load_reference,
+    reference_label,
+    weights_line,
+)
 from garbage_lit.sweeps.plots import accuracy_comparison_figure, learning_curves_figure
 from garbage_lit.sweeps.results import JobResult, load_sweep
 from garbage_lit.sweeps.tables import (
     Configuration,
     bin_keys,
     common_split,
+    fixed_overrides,
+    fixed_recipe,
     group_configurations,
     jobs_table,
     paper_table,
@@ -39,6 +48,8 @@ from garbage_lit.sweeps.tables import (
 )
 
 SUMMARY_COLUMNS = [f"{TEST_ACC} ± std", f"{TEST_RECALL} ± std", "weights", "s/epoch", "best epoch", "status"]
+EPOCH_NOTE = ("Epochs are counted from 0 in every table and plot, as in metrics.json, Lightning's progress bar and "
+              "the paper's figure 6: epoch 9 is the tenth.")
 
 
 @dataclass
@@ -79,14 +90,25 @@ class SweepReport:
         return markdown_table(_paired_epochs(self.paper_rows), None)
 
     def comparison_markdown(self) -> str:
-        return _reference_note(self.reference) + "\n\n" + weights_line(self.jobs, self.reference) + "\n\n" + \
-            markdown_table(self.comparison_rows, ["figure", "model", "batch_size", "optimizer", "lr", "epoch",
-                                                  "metric", "paper", "ours", "difference", "weights", "note"])
+        """The paper's rows for the configurations this sweep ran; the others named in one line."""
+        shown = [r for r in self.comparison_rows if NOT_IN_SWEEP not in r["note"]]
+        absent = list(dict.fromkeys(reference_label(r) for r in self.comparison_rows if r not in shown))
+        note = _reference_note(self.reference)
+        if not shown:
+            return (f"{note}\n\nNone of the paper's configurations ({'; '.join(absent)}) is in this sweep, so none "
+                    f"of its numbers has one of ours beside it (they are in paper_comparison.csv).")
+        return "\n\n".join([
+            note, weights_line(self.jobs, self.reference),
+            markdown_table(shown, ["figure", "model", "batch_size", "optimizer", "lr", "epoch", "metric", "paper",
+                                   "ours", "difference", "weights", "note"]),
+            *([f"Not in this sweep: {'; '.join(absent)}."] if absent else [])])
 
     def claims_markdown(self) -> str:
         """Each of the paper's conclusions with our verdict and numbers, then the pairs and speeds behind them."""
         boot = self.claims.bootstrap
         claims = [f"- **{row['claim']}**: {row['verdict']}. {row['numbers']}" for row in self.claims.claim_rows]
+        if all(row["verdict"] == NOT_TESTED for row in self.claims.claim_rows):
+            claims = [NONE_TESTED]
         return "\n".join([
             *claims, "",
             f"Verdicts compare the paper's choice with the other value (paper's choice minus other): *holds* when "
@@ -94,7 +116,8 @@ class SweepReport:
             f"resamples) is above 0, *reversed* when below 0, else *within noise*. low/high: that interval; seed "
             f"spread: std over seeds of the per-seed difference.", "",
             "### One-factor pairs (final test accuracy)", "", markdown_table(self.claims.pair_rows, None), "",
-            "### Learning speed", "", markdown_table(self.claims.speed_rows, None)])
+            "### Learning speed", "", markdown_table(self.claims.speed_rows, None) if self._epochs() > 1
+            else "The sweep ran one epoch: every job is at its final accuracy after it, so no learning speed."])
 
     def unfinished_markdown(self) -> str:
         if not self.unfinished:
@@ -109,7 +132,8 @@ class SweepReport:
         done = len(self.jobs) - len(self.unfinished)
         parts = [f"# Sweep report: {self.sweep_dir}", "",
                  f"{done} of {len(self.jobs)} jobs completed." + _data_line(self.jobs), "",
-                 _split_line(self), "",
+                 *([_fixed_line(self.jobs), ""] if self.jobs else []),
+                 _split_line(self), "", EPOCH_NOTE, "",
                  "## Summary (sorted by final test accuracy; mean ± std over seeds)", "", self.summary_markdown(), "",
                  "## Per-epoch train and test loss / accuracy (as the paper's figure 6; mean over seeds)", "",
                  self.epochs_markdown(), "",
@@ -119,6 +143,10 @@ class SweepReport:
             parts += ["## Jobs that did not complete", "", self.unfinished_markdown(), ""]
         parts += ["![learning curves](learning_curves.png)", "", "![accuracy](accuracy_comparison.png)", ""]
         return "\n".join(parts)
+
+    def _epochs(self) -> int:
+        """The most epochs any completed job ran."""
+        return max((c.num_epochs for c in self.configurations), default=0)
 
     def _setting_columns(self) -> list[str]:
         return list(self.configurations[0].settings) if self.configurations else []
@@ -211,6 +239,19 @@ def _paired_epochs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 def _data_line(jobs: Sequence[JobResult]) -> str:
     roots = sorted({(j.metrics.get("data") or {}).get("root") for j in jobs if j.metrics.get("data")})
     return f" Data: {', '.join(str(r) for r in roots)}." if roots else ""
+
+
+def _fixed_line(jobs: Sequence[JobResult]) -> str:
+    """What every job shared: its command-line overrides and the resolved recipe (epochs, image size, ...)."""
+    overrides = " ".join(fixed_overrides(jobs))
+    recipe = ", ".join(f"{key}={_hydra_value(value)}" for key, value in fixed_recipe(jobs).items())
+    parts = ([f"command line `{overrides}`"] if overrides else []) + ([recipe] if recipe else [])
+    return f"Every job: {'; '.join(parts)}." if parts else "Every job: no shared override or recorded setting."
+
+
+def _hydra_value(value: Any) -> str:
+    """A value as it would be typed on the command line (``true``, ``null``, ``0.2``)."""
+    return "true" if value is True else "false" if value is False else "null" if value is None else str(value)
 
 
 def _split_line(report: SweepReport) -> str:

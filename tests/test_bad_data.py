@@ -7,6 +7,8 @@ data_problems.csv, or a clear DataError before training.
 from __future__ import annotations
 
 import csv
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +17,9 @@ from PIL import Image
 
 from garbage_lit.data import DataError, GarbageDataModule
 from garbage_lit.data.images import load_rgb
-from garbage_lit.data.scan import RULE_FILE, scan_dataset
+from garbage_lit.data.scan import MIN_IMAGE_SIDE, RULE_FILE, scan_dataset
 
-from helpers.data import make_garbage_classify
+from helpers.data import REPO, make_garbage_classify
 
 GOOD_FOLDER_IMAGES = 30  # the folder_dataset fixture: 3 classes x 10
 
@@ -65,6 +67,83 @@ def test_image_over_the_decompression_bomb_limit_is_skipped(folder_dataset, monk
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 5_000)  # Pillow alone would only warn below 10,000
     with pytest.warns(Image.DecompressionBombWarning):
         assert_one_skipped(folder_dataset, "huge.png", "decompression-bomb limit")
+
+
+# -- files that are not images: listed as ignored, counted, never a warning -----------------------
+def test_files_that_are_not_images_are_listed_with_the_reason(folder_dataset):
+    (folder_dataset / "glass" / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (folder_dataset / "glass" / "notes.txt").write_text("taken on a Tuesday\n")
+    (folder_dataset / "metal" / "raw").mkdir()
+    (folder_dataset / "metal" / "raw" / "IMG_0001.HEIC").write_bytes(b"ftypheic")
+    (folder_dataset / "README.md").write_text("my photos\n")           # beside the class folders: not data
+    _photo().save(folder_dataset / "stray.jpg")                         # a photo there is, and is not used
+    result = scan_dataset(folder_dataset, "folder")
+    assert len(result.samples) == GOOD_FOLDER_IMAGES and not result.problems
+    assert {p.file: (p.problem, p.action) for p in result.ignored} == {
+        "stray.jpg": ("image outside any class folder", "ignored"),
+        "glass/.DS_Store": ("hidden file", "ignored"),
+        "glass/notes.txt": ("not an image file (extension .txt; images are .jpg .jpeg .png .bmp .gif .webp .tif "
+                            ".tiff)", "ignored"),
+        "metal/raw/IMG_0001.HEIC": ("not an image file (extension .heic; images are .jpg .jpeg .png .bmp .gif "
+                                    ".webp .tif .tiff)", "ignored"),
+    }
+
+
+def test_ignored_files_are_listed_in_the_run_folder_and_counted_in_the_log_line(folder_dataset, tmp_path, caplog):
+    (folder_dataset / "glass" / ".DS_Store").write_bytes(b"\0")
+    (folder_dataset / "paper" / "notes.txt").write_text("x")
+    out = tmp_path / "run"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ignored files warn about nothing
+        with caplog.at_level(logging.INFO, logger="garbage_lit.data.datamodule"):
+            GarbageDataModule(folder_dataset, output_dir=out, batch_size=4, strict=True).setup()  # nor refuse
+    with (out / "data_problems.csv").open(encoding="utf-8") as handle:
+        rows = [(r["file"], r["action"]) for r in csv.DictReader(handle)]
+    assert rows == [("glass/.DS_Store", "ignored"), ("paper/notes.txt", "ignored")]
+    assert ("30 images; split train 24, val 0, test 6; 2 other file(s) ignored, not images (listed in "
+            "data_problems.csv)") in caplog.text
+
+
+def test_garbage_classify_lists_stray_files_but_not_its_label_and_rule_files(tmp_path):
+    root = make_garbage_classify(tmp_path / "gc", [0, 1, 3, 0, 1, 3])
+    (root / ".DS_Store").write_bytes(b"\0")
+    (root / "PROVENANCE.tsv").write_text("file\tsource\n")
+    result = scan_dataset(root, "garbage_classify")
+    assert not result.problems and len(result.samples) == 6
+    assert [(p.file, p.problem) for p in result.ignored] == [
+        (".DS_Store", "hidden file"),
+        ("PROVENANCE.tsv", "not an image file (extension .tsv; images are .jpg .jpeg .png .bmp .gif .webp .tif .tiff)")]
+
+
+def test_a_folder_of_other_files_says_what_it_found(tmp_path):
+    (tmp_path / "glass").mkdir()
+    (tmp_path / "glass" / "IMG_1.heic").write_bytes(b"ftypheic")
+    with pytest.raises(DataError, match=r"no usable images under .*: 1 problem\(s\), e.g. glass/: class folder holds "
+                                        r"no images \(1 other files were not read as images, e.g. glass/IMG_1.heic: "
+                                        r"not an image file \(extension .heic"):
+        scan_dataset(tmp_path, "folder")
+
+
+# -- tiny images: kept, listed and warned below MIN_IMAGE_SIDE -------------------------------------
+def test_tiny_images_are_kept_and_listed_below_the_documented_size(folder_dataset, tmp_path):
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(folder_dataset / "glass" / "thumb.png")
+    _photo(size=(48, MIN_IMAGE_SIDE - 1)).save(folder_dataset / "metal" / "strip.png")
+    _photo(size=(MIN_IMAGE_SIDE, MIN_IMAGE_SIDE)).save(folder_dataset / "paper" / "small_enough.png")
+    result = scan_dataset(folder_dataset, "folder")
+    assert len(result.samples) == GOOD_FOLDER_IMAGES + 3  # all kept
+    assert {p.file: (p.problem, p.action) for p in result.problems} == {
+        "glass/thumb.png": ("tiny image (8x8 px, shorter side under 32 px): upscaled to the input size it shows "
+                            "little", "kept"),
+        "metal/strip.png": ("tiny image (48x31 px, shorter side under 32 px): upscaled to the input size it shows "
+                            "little", "kept")}
+    out = tmp_path / "run"
+    with pytest.warns(UserWarning, match=r"2 data problem\(s\) under .* \(kept\), e.g. glass/thumb.png: tiny image"):
+        module = GarbageDataModule(folder_dataset, output_dir=out, batch_size=4)
+        module.setup()
+    assert sum(len(v) for v in module.splits.values()) == GOOD_FOLDER_IMAGES + 3
+    assert f"{MIN_IMAGE_SIDE} px" in (REPO / "docs" / "data.md").read_text()  # the size used is the one documented
+    with pytest.raises(DataError, match="data.strict=true and 2 problem"):
+        GarbageDataModule(folder_dataset, output_dir=tmp_path / "strict", batch_size=4, strict=True).setup()
 
 
 # -- unusual but valid images: converted to 8-bit RGB, not rejected -----------------------------

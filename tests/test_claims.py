@@ -17,7 +17,7 @@ from garbage_lit.sweeps.claims import (
     WITHIN_NOISE,
     Bootstrap,
     bootstrap_mean,
-    epochs_to_reach,
+    first_epoch_reaching,
     judge_claims,
     one_factor_pairs,
     paired_bootstrap,
@@ -53,11 +53,11 @@ def test_interval_widens_with_confidence_and_is_reproducible():
         bootstrap_mean([])
 
 
-def test_epochs_to_reach_95_percent_of_final():
+def test_first_epoch_at_95_percent_of_final_counts_from_0_as_metrics_json():
     epochs = [{"epoch": 0, "test/acc": 0.5}, {"epoch": 1, "test/acc": 0.96}, {"epoch": 2, "test/acc": 1.0}]
-    assert epochs_to_reach(epochs, 1.0) == 2
-    assert epochs_to_reach(epochs, 0.5) == 1
-    assert epochs_to_reach([{"epoch": 0, "test/acc": None}], 0.5) is None
+    assert first_epoch_reaching(epochs, 1.0) == 1
+    assert first_epoch_reaching(epochs, 0.5) == 0
+    assert first_epoch_reaching([{"epoch": 0, "test/acc": None}], 0.5) is None
 
 
 def _job(tmp_path: Path, num: int, model: str, lr: float, right: int, seed: int = 0,
@@ -98,7 +98,10 @@ def test_resnet_right_everywhere_beats_googlenet_right_on_half(tmp_path):
     assert model_003["verdict"] == HOLDS and model_003["images"] == IMAGES
     assert claims["ResNet18 beats GoogLeNet"]["verdict"] == HOLDS
     assert "+0.4500" in claims["ResNet18 beats GoogLeNet"]["numbers"]  # mean of 0.5 and 0.4
-    assert claims["ResNet18 learns faster"]["verdict"] == HOLDS      # epoch 1 vs epoch 2
+    assert claims["ResNet18 learns faster"]["verdict"] == HOLDS      # epoch 0 vs epoch 1
+    assert "first epoch resnet18 0.00 vs googlenet 1.00 (counted from 0" in claims["ResNet18 learns faster"]["numbers"]
+    speed = {row["model"]: row["first epoch at 95% of final test/acc"] for row in claims["_speed"]}
+    assert speed == {"resnet18": 0, "googlenet": 1}
     best = claims["Best setting: resnet18, batch 32, SGD, lr 0.003"]
     assert best["verdict"] == HOLDS and "sweep's best" in best["numbers"]
 
@@ -135,6 +138,13 @@ def test_claims_the_sweep_cannot_test_say_so(tmp_path):
     assert claims["Best setting: resnet18, batch 32, SGD, lr 0.003"]["verdict"] == HOLDS
     (only,) = one_factor_pairs(group_configurations(jobs))
     assert only[0] == "lr" and only[1].settings["lr"] == 0.003
+
+
+def test_one_epoch_cannot_tell_which_model_learns_faster(tmp_path):
+    jobs = [_job(tmp_path, 0, "resnet18", 0.003, 40, curve=(1.0,)), _job(tmp_path, 1, "googlenet", 0.003, 20,
+                                                                          curve=(0.5,))]
+    faster = _claims(jobs)["ResNet18 learns faster"]
+    assert faster["verdict"] == NOT_TESTED and "more than one epoch" in faster["numbers"]
 
 
 def test_without_predictions_the_pair_says_why(tmp_path):

@@ -11,6 +11,10 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
+from garbage_lit.report import main as report_main
+from garbage_lit.sweeps.claims import NONE_TESTED
+from garbage_lit.sweeps.paper import NOT_IN_SWEEP
+
 from helpers.data import REPO
 
 
@@ -50,6 +54,13 @@ def test_sweep_runs_one_job_per_combination_and_tensorboard_lists_them(folder_da
         assert {"_hparams_/experiment", "_hparams_/session_start_info", "_hparams_/session_end_info"} <= set(tags)
         assert b"test/acc" in tags["_hparams_/experiment"] and b"optimizer" in tags["_hparams_/session_start_info"]
     assert any(tags["images"] for tags in runs.values())  # the confusion-matrix figure
+
+    # The design card's sweep is not the paper's grid: the report says so once, and what every job shared.
+    assert report_main([str(sweep)]) == 0
+    report = (sweep / "report.md").read_text()
+    assert "None of the paper's configurations" in report and NOT_IN_SWEEP not in report
+    assert NONE_TESTED in report
+    assert "Every job: command line `data=folder " in report and "debug=fast`; epochs=1, data.image_size=32" in report
 
 
 def test_config_is_found_from_any_directory(tmp_path):

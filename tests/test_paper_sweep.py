@@ -14,6 +14,7 @@ import pytest
 from nbclient import NotebookClient
 
 from garbage_lit.report import build_report, main
+from garbage_lit.sweeps.claims import NONE_TESTED
 
 from helpers.data import make_folder_dataset
 from helpers.sweeps import run_sweep
@@ -64,8 +65,9 @@ def test_report_cli_on_the_sweep(tiny_sweep, capsys):
     out = capsys.readouterr().out
     assert "2 of 4 jobs completed" in out
     assert "## Summary" in out and "epoch 1 train/loss / acc" in out and "epoch 0 test/loss / acc" in out
-    assert "## The paper's numbers beside ours" in out and "Weights: ours none (random init)" in out
-    assert "## Claims" in out and "ResNet18 beats GoogLeNet (final test accuracy)**: not tested by this sweep" in out
+    # batch 4 and 1000 are none of the paper's configurations: one sentence, no table (the weights are in the summary)
+    assert "## The paper's numbers beside ours" in out and "None of the paper's configurations" in out
+    assert "## Claims" in out and NONE_TESTED in out  # resnet18 only, and never at batch 32
     assert "every job that recorded one used the same split" in out
     report = build_report(sweep)
     ok, failed = report.summary_rows
@@ -106,8 +108,9 @@ def test_notebook_runs_headless_on_the_sweep(tiny_sweep, monkeypatch):
     text = "\n".join(o.get("text", "") + o.get("data", {}).get("text/markdown", "") for o in outputs)
     assert f"2 of 4 jobs completed in {sweep}" in text
     assert "| test/acc ± std | test/recall ± std |" in text
-    assert "epoch 0 train/loss / acc" in text and "trained from a random init" in text
-    assert "Best setting: resnet18, batch 32, SGD, lr 0.003" in text  # the Claims section
+    assert "epoch 0 train/loss / acc" in text and "| none (random init) |" in text  # the summary's weights
+    assert "None of the paper's configurations" in text  # batch 4 and 1000: nothing to set beside the paper
+    assert NONE_TESTED in text  # the Claims section
     assert "best job 2:" in text or "best job 3:" in text
     assert "batch_size=1000" in text  # the failed jobs and their re-run commands
     images = [o for o in outputs if "image/png" in o.get("data", {})]

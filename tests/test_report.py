@@ -11,9 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from garbage_lit.report import build_report, main, write_report
+from garbage_lit.report import EPOCH_NOTE, build_report, main, write_report
 from garbage_lit.run.folder import planned_jobs
-from garbage_lit.sweeps.paper import RANDOM_INIT_NOTE, load_reference
+from garbage_lit.sweeps.claims import NONE_TESTED, NOT_TESTED
+from garbage_lit.sweeps.paper import NOT_IN_SWEEP, RANDOM_INIT_NOTE, load_reference
+from garbage_lit.sweeps.plots import learning_curves_figure
 from garbage_lit.sweeps.results import load_sweep
 from garbage_lit.sweeps.tables import mean_std, optimizer_label
 
@@ -223,3 +225,78 @@ def test_a_reference_entry_without_its_setting_is_refused(tmp_path):
         load_reference(reference)
     with pytest.raises(FileNotFoundError, match="no paper reference file"):
         load_reference(tmp_path / "missing.yaml")
+
+
+# -- a sweep off the paper's grid, read by a person ---------------------------------------------------------
+@pytest.fixture
+def design_card_sweep(tmp_path: Path) -> Path:
+    """`-m optim=sgd,adam lr=0.003,0.01 epochs=1 data.image_size=64` with the default efficientnet_lite0."""
+    sweep = tmp_path / "design"
+    for num, (optim, lr) in enumerate([("sgd", 0.003), ("sgd", 0.01), ("adam", 0.003), ("adam", 0.01)]):
+        folder = sweep / str(num)
+        (folder / ".hydra").mkdir(parents=True)
+        overrides = ["epochs=1", "data.image_size=64", f"optim={optim}", f"lr={lr}"]
+        (folder / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+        optim_cfg = {"_target_": f"torch.optim.{'SGD' if optim == 'sgd' else 'Adam'}", "lr": lr,
+                     **({"momentum": 0.9} if optim == "sgd" else {})}
+        config = {"seed": 0, "lr": lr, "batch_size": 32, "epochs": 1, "optim": optim_cfg,
+                  "model": {"arch": "efficientnet_lite0", "weights": "imagenet", "freeze_backbone": True},
+                  "data": {"image_size": 64, "resize_size": 72, "test_ratio": 0.2, "val_ratio": 0.0}}
+        (folder / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+        acc = 0.5 + 0.1 * num
+        (folder / "metrics.json").write_text(json.dumps({
+            "status": "completed", "weights_source": "imagenet (efficientnet_lite0)", "config": config,
+            "seconds_per_epoch": 1.0, "best_epoch": 0, "data": {"root": "/data", "split_manifest_sha256": SHA},
+            "final": {"test/acc": acc, "test/recall": acc},
+            "epochs": [{"epoch": 0, "train/loss": 1.0, "train/acc": acc - 0.1, "test/loss": 1.2, "test/acc": acc}]}))
+    return sweep
+
+
+def test_a_sweep_off_the_papers_grid_says_so_once_per_section(design_card_sweep):
+    report = build_report(design_card_sweep)
+    markdown = report.markdown()
+    assert ("None of the paper's configurations (figure 6: resnet18, batch 32, SGD, lr 0.003; figure 6: googlenet, "
+            "batch 64, SGD, lr 0.003; figure 7: resnet18, batch 32, SGD, lr 0.003) is in this sweep") in markdown
+    assert NOT_IN_SWEEP not in markdown and len(report.comparison_rows) == 20  # the CSV keeps every paper row
+    assert [row["verdict"] for row in report.claims.claim_rows] == [NOT_TESTED] * 3
+    assert NONE_TESTED in markdown and NOT_TESTED not in markdown
+    assert "| optimizer | SGD (momentum 0.9) | Adam |" in markdown  # the sweep's own comparisons stay
+
+
+def test_the_report_states_what_every_job_shared(design_card_sweep):
+    markdown = build_report(design_card_sweep).markdown()
+    assert ("Every job: command line `epochs=1 data.image_size=64`; epochs=1, data.image_size=64, "
+            "data.resize_size=72, data.test_ratio=0.2, data.val_ratio=0.0, model.weights=imagenet, "
+            "model.freeze_backbone=true.") in markdown
+
+
+def test_a_one_epoch_sweep_plots_bars_and_claims_no_learning_speed(design_card_sweep):
+    report = build_report(design_card_sweep)
+    assert "The sweep ran one epoch: every job is at its final accuracy after it, so no learning speed." \
+        in report.markdown()
+    loss_axes, acc_axes = learning_curves_figure(report.configurations).axes
+    assert acc_axes.get_title() == "accuracy after the sweep's only epoch (epoch 0)"
+    bars = {round(bar.get_width(), 6) for bar in acc_axes.patches}
+    assert bars == {0.4, 0.5, 0.6, 0.7, 0.8}  # train and test accuracy of the four configurations
+    assert write_report(report)["learning_curves.png"].read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_sweep_with_some_of_the_papers_configurations_names_the_rest_in_one_line(sweep):
+    markdown = build_report(sweep).markdown()
+    assert "Not in this sweep: figure 6: googlenet, batch 64, SGD, lr 0.003." in markdown
+    assert "| figure 6 | resnet18 | 32 | SGD | 0.003 | 1 | test/acc | 0.7045 | 0.6 |" in markdown
+    assert NOT_IN_SWEEP not in markdown
+
+
+def test_epochs_are_counted_from_0_everywhere_a_person_reads(sweep):
+    report = build_report(sweep)
+    markdown = report.markdown()
+    assert EPOCH_NOTE in markdown
+    assert "epoch 0 train/loss / acc" in markdown and "epoch 1 test/loss / acc" in markdown  # metrics.json's 0, 1
+    assert {row["epoch"] for row in report.comparison_rows} == {0, 1, 9}  # the paper's figure 6 and figure 7
+    assert report.summary_rows[1]["best epoch"] == "1, 1"  # the last of two epochs
+    speed = report.claims.speed_rows[0]
+    assert speed["first epoch at 95% of final test/acc"] == 1 and speed["epochs run"] == 2
+    loss_axes, _ = learning_curves_figure(report.configurations).axes
+    assert loss_axes.get_xlabel() == "epoch (counted from 0)"
+    assert [line.get_xdata().tolist() for line in loss_axes.get_lines()][0] == [0, 1]

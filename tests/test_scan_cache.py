@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
+
+from PIL import Image
 
 from garbage_lit.data import GarbageDataModule
 from garbage_lit.data import scan as scan_module
 from garbage_lit.data.scan import scan_dataset
-from garbage_lit.data.scan_cache import records_path
+from garbage_lit.data.scan_cache import RECORDS_FORMAT, ImageCheck, records_path
 
 from helpers.data import write_image
 
@@ -24,7 +27,7 @@ def _counting_checks(monkeypatch) -> list[Path]:
     seen: list[Path] = []
     real = scan_module.check_image
 
-    def check(path: Path) -> tuple[str, str | None]:
+    def check(path: Path) -> ImageCheck:
         seen.append(path)
         return real(path)
 
@@ -81,3 +84,29 @@ def test_data_module_keeps_scan_records_in_cache_dir_unless_turned_off(folder_da
     GarbageDataModule(folder_dataset, batch_size=4, cache_dir=tmp_path / "off", scan_cache=False).setup()
     assert records_path(tmp_path / "on", folder_dataset).is_file()
     assert not (tmp_path / "off").exists()
+
+
+def test_records_keep_each_image_size_so_a_cached_scan_still_finds_tiny_images(folder_dataset, tmp_path, monkeypatch):
+    Image.new("RGB", (8, 8), (200, 40, 40)).save(folder_dataset / "glass" / "thumb.png")
+    cache = tmp_path / "cache"
+    first = scan_dataset(folder_dataset, "folder", cache_dir=cache)
+    seen = _counting_checks(monkeypatch)
+    second = scan_dataset(folder_dataset, "folder", cache_dir=cache)
+    assert seen == []
+    assert [(p.file, p.action) for p in second.problems] == [(p.file, p.action) for p in first.problems] == [
+        ("glass/thumb.png", "kept")]
+    assert "tiny image (8x8 px" in second.problems[0].problem
+
+
+def test_records_of_the_format_without_sizes_are_checked_again(folder_dataset, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    scan_dataset(folder_dataset, "folder", cache_dir=cache)
+    records = records_path(cache, folder_dataset)
+    data = json.loads(records.read_text())
+    old = {**data, "format": "garbage_lit scan records v1",
+           "files": {path: record[:4] for path, record in data["files"].items()}}  # size, mtime, sha256, problem
+    records.write_text(json.dumps(old))
+    seen = _counting_checks(monkeypatch)
+    scan_dataset(folder_dataset, "folder", cache_dir=cache)
+    assert len(seen) == 30
+    assert json.loads(records.read_text())["format"] == RECORDS_FORMAT

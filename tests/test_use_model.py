@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,13 +18,13 @@ import torchvision
 from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
-from garbage_lit.export import export, sidecar_path
+from garbage_lit.export import ONNX_INSTALL, export, sidecar_path
 from garbage_lit.predict import predict
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
 from helpers.config import compose_app, compose_fast_cfg
-from helpers.data import make_folder_dataset, make_garbage_classify, require_shared, write_image
+from helpers.data import REPO, make_folder_dataset, make_garbage_classify, require_shared, write_image
 from helpers.models import save_untrained_checkpoint
 
 TRASHNET_CLASSES = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
@@ -66,11 +70,15 @@ def test_evaluate_matches_training_test_split_and_writes_report(trained, tmp_pat
     assert (out / "confusion_matrix.png").stat().st_size > 1000
 
 
-def test_evaluate_accepts_a_subset_of_classes_and_names_unknown_ones(trained, tmp_path):
+def test_evaluate_accepts_a_subset_of_classes_and_names_unknown_ones(trained, tmp_path, caplog):
     subset = make_folder_dataset(tmp_path / "subset", ("glass", "paper"))
-    report = evaluate(compose_app("evaluate", tmp_path / "sub", f"ckpt={trained['ckpt']}", "data=folder",
-                                  f"data.root={subset}"))
+    with caplog.at_level(logging.INFO, logger="garbage_lit.data.datamodule"):
+        report = evaluate(compose_app("evaluate", tmp_path / "sub", f"ckpt={trained['ckpt']}", "data=folder",
+                                      f"data.root={subset}"))
     assert report["images"] == 20 and report["classes_evaluated"] == 2
+    # split=all evaluates every image: the log names the data, not a train/val/test split it does not use
+    assert f"data: {subset} (folder layout), 2 classes, 20 images\n" in caplog.text + "\n"
+    assert "split train" not in caplog.text
     assert {row["class"] for row in report["per_class"] if row["support"]} == {"glass", "paper"}
 
     other = make_folder_dataset(tmp_path / "other", ("glass", "wood"))
@@ -81,7 +89,7 @@ def test_evaluate_accepts_a_subset_of_classes_and_names_unknown_ones(trained, tm
 
 
 # -- predict -------------------------------------------------------------------------------------
-def test_predict_folder_and_files_with_error_rows(trained, tmp_path):
+def test_predict_folder_and_files_with_error_rows(trained, tmp_path, caplog):
     photos = tmp_path / "photos"
     write_image(photos / "a.jpg", (200, 40, 40), seed=1)
     write_image(photos / "nested" / "b.png", (40, 40, 200), seed=2)
@@ -91,10 +99,12 @@ def test_predict_folder_and_files_with_error_rows(trained, tmp_path):
     cfg = compose_app("predict", out, f"ckpt={trained['ckpt']}",
                       f"inputs=[{photos},{broken},{tmp_path / 'missing.jpg'}]", "top_k=2", "num_workers=2",
                       "batch_size=2")
-    rows = predict(cfg)
+    with caplog.at_level(logging.WARNING, logger="garbage_lit.predict"):
+        rows = predict(cfg)
 
     by_name = {Path(row["file"]).name: row for row in rows}
     assert set(by_name) == {"a.jpg", "b.png", "broken.jpg", "missing.jpg"}
+    assert f"2 of 4 inputs could not be predicted, e.g. {broken}: unreadable image" in caplog.text
     assert by_name["broken.jpg"]["error"].startswith("unreadable image") and by_name["broken.jpg"]["top"] == []
     assert by_name["missing.jpg"]["error"] == "no such file or folder"
     model = load_classifier(trained["ckpt"])
@@ -113,6 +123,26 @@ def test_predict_folder_and_files_with_error_rows(trained, tmp_path):
     assert list(table[0]) == ["file", "error", "top1_class", "top1_probability", "top2_class", "top2_probability"]
     assert len(table) == 4 and sum(1 for row in table if row["error"]) == 2
     assert json.loads((out / "predictions.json").read_text())["predictions"] == rows
+
+
+@pytest.mark.parametrize("with_a_good_image, exit_status", [(False, 1), (True, 0)], ids=["none-good", "one-good"])
+def test_predict_exits_non_zero_only_when_nothing_could_be_predicted(trained, tmp_path, with_a_good_image,
+                                                                     exit_status):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    inputs = [broken, tmp_path / "missing.jpg"] + ([trained["data"] / "glass" / "glass0.jpg"] if with_a_good_image
+                                                   else [])
+    out = tmp_path / "pred"
+    done = subprocess.run([sys.executable, "-m", "garbage_lit.predict", f"ckpt={trained['ckpt']}",
+                           f"inputs=[{','.join(map(str, inputs))}]", "num_workers=0", f"hydra.run.dir={out}"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == exit_status, done.stderr[-3000:]
+    output = done.stdout + done.stderr
+    assert f"2 of {len(inputs)} inputs could not be predicted" in output
+    assert ("none of the 2 inputs could be predicted; predictions.csv lists each with its error" in output) \
+        == (not with_a_good_image)
+    with (out / "predictions.csv").open(encoding="utf-8") as handle:
+        assert [Path(row["file"]).name for row in csv.DictReader(handle)] == [p.name for p in inputs]  # none lost
 
 
 def test_predict_names_garbage_classify_groups_in_chinese_and_english(tmp_path):
@@ -185,6 +215,18 @@ def test_export_torchscript_matches_the_checkpoint(tmp_path, googlenet_imagenet_
         logits = torch.jit.load(str(script_file))(images)
     torch.testing.assert_close(logits, expected, rtol=1e-4, atol=1e-4)
     assert json.loads(sidecar_path(script_file).read_text())["model_file"] == "m.pt"
+
+
+def test_export_install_hint_is_the_one_the_docs_give(tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else find_spec(name, *a))
+    with pytest.raises(ImportError) as error:
+        export(tmp_path / "any.ckpt", "onnx", tmp_path / "m.onnx")
+    assert str(error.value) == "format=onnx needs the onnx package: pip install 'garbage-lit[export]' (or " \
+                               "format=torchscript)"
+    assert f"`{ONNX_INSTALL}`" in (REPO / "docs" / "using_a_model.md").read_text()
+    pyproject = (REPO / "pyproject.toml").read_text()  # the package and extra the hint names (no tomllib on 3.10)
+    assert 'name = "garbage-lit"' in pyproject and "\nexport = [\n" in pyproject
 
 
 def test_export_rejects_unknown_format_and_missing_checkpoint(tmp_path):

@@ -18,19 +18,24 @@ from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
-from garbage_lit.data.split import read_manifest, stratified_split, write_manifest
+from garbage_lit.data.split import SPLITS, images_to_reach, read_manifest, stratified_split, write_manifest
 from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, epoch_transforms
 from garbage_lit.run.folder import DUPLICATES_FILE, MANIFEST_FILE, PROBLEMS_FILE
 
 log = logging.getLogger(__name__)
 
+SPLIT_NAMES = {"train": "training", "val": "validation", "test": "test"}
+TYPICAL_RATIO = {"test": 0.2, "val": 0.1}  # suggested when a ratio leaves too few training images
+
 
 class GarbageDataModule(pl.LightningDataModule):
     """Scans ``root``, splits it stratified by class, and serves train / val / test loaders.
 
-    Bad files are found once, at set-up: they are listed in ``data_problems.csv`` in the run
-    folder, summarised in one warning and left out; with ``strict=True`` any problem is an error
-    before training starts. The split is written to ``split_manifest.csv`` and can be reused with
+    Problems are found once, at set-up: bad files (left out), tiny images (kept) and classes too small
+    to reach the test or validation split are listed in ``data_problems.csv`` in the run folder and
+    summarised in one warning per kind; with ``strict=True`` any of them is an error before training
+    starts. Files that are not images are listed there too, and counted in the log line, without a
+    warning. The split is written to ``split_manifest.csv`` and can be reused with
     ``split_manifest``. Byte-identical images are listed in ``duplicates.csv``; ``dedupe=True``
     leaves out the training-side copies (see :mod:`garbage_lit.data.duplicates`), the manifest
     still records the split before that.
@@ -83,12 +88,17 @@ class GarbageDataModule(pl.LightningDataModule):
 
     # -- set-up ---------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
+        """Scan, split and report the data once; for training (``fit``, or no stage) also check the split serves it.
+
+        Training needs every class in the test split (and in the validation split when there is one) and
+        a training split that holds a batch; other stages (``evaluate`` sets up ``test``) only scan and split.
+        """
         if self.scan is not None:
             return
         hp = self.hparams
+        training = stage in (None, "fit")
         scan = scan_dataset(self.root, hp.layout, cache_dir=hp.cache_dir if hp.scan_cache else None)
         self.class_bins = class_bins(scan.class_names, hp.groups)
-        self._report_problems(scan.problems)
         if hp.split_manifest:
             assignment = read_manifest(Path(hp.split_manifest), self.root, scan.samples, scan.class_names)
         else:
@@ -96,38 +106,106 @@ class GarbageDataModule(pl.LightningDataModule):
                                           hp.split_seed)
         self.duplicates = find_duplicates(scan.samples, assignment)
         dropped = dropped_by_dedupe(self.duplicates, assignment) if hp.dedupe else set()
-        self._report_duplicates(scan, assignment, dropped)
         self.splits = {name: [s for i, (s, a) in enumerate(zip(scan.samples, assignment))
                               if a == name and i not in dropped]
-                       for name in ("train", "val", "test")}
-        if not self.splits["train"] or not self.splits["test"]:
-            raise DataError(f"{self.root}: the split left {len(self.splits['train'])} training and "
-                            f"{len(self.splits['test'])} test images; the dataset needs at least two images "
-                            f"per class (or lower data.test_ratio)")
-        if hp.batch_size > len(self.splits["train"]):
-            raise DataError(f"batch_size={hp.batch_size} is larger than the training set "
-                            f"({len(self.splits['train'])} images); batch_size must be between 1 and "
-                            f"{len(self.splits['train'])}")
+                       for name in SPLITS}
+        self._report_problems(scan.problems + (self._unmeasured_classes(scan.class_names) if training else []),
+                              scan.ignored)
+        self._report_duplicates(scan, assignment, dropped)
+        if training:
+            self._check_training_split()
         if self.output_dir is not None:
             self.manifest_sha256 = self._write_manifest(scan, assignment)
         self.scan = scan
-        log.info("data: %s (%s layout), %d classes, split %s", self.root, scan.layout, scan.num_classes,
-                 {k: len(v) for k, v in self.splits.items()})
+        split = ", ".join(f"{name} {len(samples)}" for name, samples in self.splits.items())
+        log.info("data: %s (%s layout), %d classes, %d images%s%s", self.root, scan.layout, scan.num_classes,
+                 len(scan.samples), f"; split {split}" if training else "",
+                 f"; {len(scan.ignored)} other file(s) ignored, not images (listed in {PROBLEMS_FILE})"
+                 if scan.ignored else "")
 
-    def _report_problems(self, problems: list[DataProblem]) -> None:
+    def _unmeasured_classes(self, class_names: Sequence[str]) -> list[DataProblem]:
+        """Classes with images but none in the test split (or the val split, when there is one), and why."""
+        counts = {name: Counter(s.label for s in samples) for name, samples in self.splits.items()}
+        measured = [name for name in ("test", "val") if self.splits[name]]
+        rows = []
+        for label, class_name in enumerate(class_names):
+            per_split = {name: counts[name][label] for name in SPLITS}
+            missing = [name for name in measured if not per_split[name]]
+            if not missing or not sum(per_split.values()):
+                continue
+            spread = ", ".join(f"{name} {n}" for name, n in per_split.items())
+            rows.append(DataProblem(f"class {class_name}",
+                                    f"{sum(per_split.values())} image(s): {spread}; {self._images_needed(missing)}",
+                                    f"class kept, never {'tested' if 'test' in missing else 'validated'}"))
+        return rows
+
+    def _images_needed(self, splits: Sequence[str]) -> str:
+        """What would put a class into ``splits``: so many images with these ratios, or another manifest."""
+        hp = self.hparams
+        if hp.split_manifest:
+            return f"the split manifest {hp.split_manifest} gives it no {' or '.join(splits)} image"
+        needs = [f"{images_to_reach(name, hp.test_ratio, hp.val_ratio)} images to reach the {SPLIT_NAMES[name]} "
+                 f"split (data.{name}_ratio={hp.test_ratio if name == 'test' else hp.val_ratio})" for name in splits]
+        return "a class needs " + " and ".join(needs)
+
+    def _check_training_split(self) -> None:
+        """Refuse a split without training or test images or a full batch; warn when val or test outnumber train.
+
+        Both messages name the ratio (or the manifest) that held out the largest split.
+        """
+        hp = self.hparams
+        sizes = {name: len(samples) for name, samples in self.splits.items()}
+        train = sizes["train"]
+        if not train or not sizes["test"]:
+            raise DataError(f"{self.root}: the split left {train} training and {sizes['test']} test images; every "
+                            f"class needs at least {images_to_reach('test', hp.test_ratio, hp.val_ratio)} images "
+                            f"with data.test_ratio={hp.test_ratio} (or raise data.test_ratio)")
+        larger = [name for name in ("val", "test") if sizes[name] > train]
+        cause = self._held_out(max(larger, key=sizes.get), sizes) if larger else None
+        if hp.batch_size > train:
+            if cause is None:
+                raise DataError(f"batch_size={hp.batch_size} is larger than the training set ({train} images); "
+                                f"batch_size must be between 1 and {train}")
+            raise DataError(f"batch_size={hp.batch_size} is larger than the training set ({train} images: "
+                            f"{cause[0]}); {cause[1]}, or set batch_size between 1 and {train}")
+        if cause is not None:
+            warnings.warn(f"the training split ({train} images) is smaller than the "
+                          + " and the ".join(f"{SPLIT_NAMES[name]} split ({sizes[name]})" for name in larger)
+                          + f": {cause[0]}; {cause[1]}", stacklevel=2)
+
+    def _held_out(self, split: str, sizes: dict[str, int]) -> tuple[str, str]:
+        """Which ratio (or manifest) held out the images of ``split``, in numbers, and the fix."""
+        hp = self.hparams
+        if hp.split_manifest:
+            return (f"the split manifest {hp.split_manifest} puts {sizes[split]} images in {split}",
+                    "use a split manifest that keeps more images for training")
+        if split == "test":
+            return (f"data.test_ratio={hp.test_ratio} holds out {sizes['test']} of the {sum(sizes.values())} "
+                    f"images for testing", f"lower data.test_ratio (e.g. {TYPICAL_RATIO['test']})")
+        return (f"data.val_ratio={hp.val_ratio} holds out {sizes['val']} of the {sizes['train'] + sizes['val']} "
+                f"images left after the test split for validation",
+                f"lower data.val_ratio (e.g. {TYPICAL_RATIO['val']})")
+
+    def _report_problems(self, problems: list[DataProblem], ignored: list[DataProblem]) -> None:
+        """List every problem and ignored file; refuse problems under ``strict``, else warn once per kind (action)."""
+        listing = self.output_dir / PROBLEMS_FILE if self.output_dir else None
+        if listing is not None and (problems or ignored):
+            _write_problems(listing, problems + ignored)
         if not problems:
             return
-        listing = self.output_dir / PROBLEMS_FILE if self.output_dir else None
-        if listing is not None:
-            _write_problems(listing, problems)
-        examples = "; ".join(f"{p.file}: {p.problem}" for p in problems[:3])
+        full_list = f"full list in {listing}" if listing else ""
         if self.hparams.strict:
+            examples = "; ".join(f"{p.file}: {p.problem}" for p in problems[:3])
             raise DataError(f"data.strict=true and {len(problems)} problem(s) were found under {self.root}: "
-                            f"{examples}" + (f" (full list: {listing})" if listing else "")
+                            f"{examples}" + (f" ({full_list})" if full_list else "")
                             + "; fix the files or set data.strict=false to leave them out")
-        counts = Counter(p.action for p in problems)
-        warnings.warn(f"{len(problems)} data problem(s) under {self.root} ({dict(counts)}), e.g. {examples}"
-                      + (f"; full list in {listing}" if listing else ""), stacklevel=2)
+        by_action: dict[str, list[DataProblem]] = {}
+        for problem in problems:
+            by_action.setdefault(problem.action, []).append(problem)
+        for action, group in by_action.items():
+            examples = "; ".join(f"{p.file}: {p.problem}" for p in group[:3])
+            warnings.warn(f"{len(group)} data problem(s) under {self.root} ({action}), e.g. {examples}"
+                          + (f"; {full_list}" if full_list else ""), stacklevel=2)
 
     def _report_duplicates(self, scan: ScanResult, assignment: list[str], dropped: set[int]) -> None:
         if not self.duplicates:

@@ -6,14 +6,17 @@ Two layouts are supported:
 * ``garbage_classify``: the Huawei Cloud layout, a flat folder of ``img_N.jpg`` files, each with an
   ``img_N.txt`` holding ``img_N.jpg, LABEL``; class names come from ``garbage_classify_rule.json``.
 
-Problems with single files (no label, malformed label, unreadable image, ...) are collected as
-:class:`DataProblem` rows rather than raised, so the caller can list them and leave the files out;
-problems with the dataset as a whole (missing root, malformed rule file) raise :class:`DataError`.
+Problems with single files (no label, malformed label, unreadable image, tiny image, ...) are collected
+as :class:`DataProblem` rows rather than raised, so the caller can list them and leave the files out;
+problems with the dataset as a whole (missing root, malformed rule file) raise :class:`DataError`. Files
+that are not images where the layout looks for images (``.DS_Store``, ``notes.md``) are listed too, as
+``ignored``: worth a line in the listing, not a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Iterable
@@ -25,12 +28,14 @@ from PIL import Image, UnidentifiedImageError
 
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.progress import progress
-from garbage_lit.data.scan_cache import cached_checks
+from garbage_lit.data.scan_cache import ImageCheck, cached_checks
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 RULE_FILE = "garbage_classify_rule.json"
 LAYOUTS = ("folder", "garbage_classify")
 SCAN_PROGRESS_MIN = 500  # images: smaller scans take seconds and show no progress bar
+MIN_IMAGE_SIDE = 32  # px: a photo whose shorter side is smaller is kept but warned about (upscaled 8x to 256)
+SKIPPED, KEPT, IGNORED = "skipped", "kept", "ignored"  # DataProblem actions for single files
 
 
 class DataError(ValueError):
@@ -52,18 +57,19 @@ class DataProblem:
 
     file: str
     problem: str
-    action: str = "skipped"
+    action: str = SKIPPED
 
 
 @dataclass
 class ScanResult:
-    """Everything found under a dataset root."""
+    """Everything found under a dataset root: the images, their problems, and the other files (``ignored``)."""
 
     root: Path
     layout: str
     class_names: list[str]
     samples: list[Sample]
     problems: list[DataProblem] = field(default_factory=list)
+    ignored: list[DataProblem] = field(default_factory=list)
 
     @property
     def num_classes(self) -> int:
@@ -85,37 +91,58 @@ def scan_dataset(root: str | Path, layout: str, check_workers: int = 4,
         result = _scan_folder(root)
     else:
         result = _scan_garbage_classify(root)
+    others = (f" ({len(result.ignored)} other files were not read as images, e.g. {result.ignored[0].file}: "
+              f"{result.ignored[0].problem})" if result.ignored else "")
     if not result.samples and not result.problems:
-        raise DataError(f"dataset root {root} holds no images in the {layout!r} layout (data.layout); "
+        raise DataError(f"dataset root {root} holds no images in the {layout!r} layout (data.layout){others}; "
                         f"check data.root and data.layout")
     checked, problems = check_images(result.samples, root, workers=check_workers, cache_dir=cache_dir)
     result.samples = checked
     result.problems.extend(problems)
     if not result.samples:
-        raise DataError(f"no usable images under {root}: all {len(result.problems)} files had problems, "
-                        f"e.g. {result.problems[0].file}: {result.problems[0].problem}")
+        raise DataError(f"no usable images under {root}: {len(result.problems)} problem(s), e.g. "
+                        f"{result.problems[0].file}: {result.problems[0].problem}{others}")
     return result
 
 
 def is_image_file(path: Path) -> bool:
     """A visible file with an image extension (see IMAGE_EXTENSIONS)."""
-    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+    return path.is_file() and _has_image_name(path)
+
+
+def _has_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _not_an_image(path: Path, root: Path, reason: str | None = None) -> DataProblem:
+    """The ``ignored`` row of a file the layout does not read as an image, with why."""
+    if reason is None:
+        suffix = path.suffix.lower()
+        reason = ("hidden file" if path.name.startswith(".")
+                  else f"not an image file ({f'extension {suffix}' if suffix else 'no extension'}; "
+                       f"images are {' '.join(IMAGE_EXTENSIONS)})")
+    return DataProblem(_rel(path, root), reason, IGNORED)
 
 
 def _scan_folder(root: Path) -> ScanResult:
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    entries = sorted(root.iterdir())
+    class_dirs = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
     if not class_dirs:
         raise DataError(f"{root} has no class sub-folders; the 'folder' layout needs one folder per class "
                         f"(or set data.layout=garbage_classify)")
     samples: list[Sample] = []
     problems: list[DataProblem] = []
+    # Other files beside the class folders (README, LICENSE) are not the dataset's; a photo there is.
+    ignored = [_not_an_image(p, root, "image outside any class folder") for p in entries if is_image_file(p)]
     for label, class_dir in enumerate(class_dirs):
-        images = sorted(p for p in class_dir.rglob("*") if is_image_file(p))
+        files = sorted(p for p in class_dir.rglob("*") if p.is_file())
+        images = [p for p in files if _has_image_name(p)]
+        ignored += [_not_an_image(p, root) for p in files if not _has_image_name(p)]
         if not images:
             problems.append(DataProblem(_rel(class_dir, root) + "/", "class folder holds no images",
                                         "class kept with no samples"))
         samples.extend(Sample(path, label) for path in images)
-    return ScanResult(root, "folder", [p.name for p in class_dirs], samples, problems)
+    return ScanResult(root, "folder", [p.name for p in class_dirs], samples, problems, ignored)
 
 
 def read_rule_file(path: Path) -> list[str]:
@@ -167,8 +194,11 @@ def parse_label_file(txt: Path) -> tuple[str, int]:
 def _scan_garbage_classify(root: Path) -> ScanResult:
     rule_path = root / RULE_FILE
     class_names = read_rule_file(rule_path) if rule_path.is_file() else None
-    images = {p.stem: p for p in root.iterdir() if is_image_file(p)}
-    texts = {p.stem: p for p in root.iterdir() if p.is_file() and p.suffix.lower() == ".txt"}
+    files = sorted(p for p in root.iterdir() if p.is_file())
+    images = {p.stem: p for p in files if _has_image_name(p)}
+    texts = {p.stem: p for p in files if p.suffix.lower() == ".txt"}
+    ignored = [_not_an_image(p, root) for p in files
+               if not _has_image_name(p) and p.suffix.lower() != ".txt" and p.name != RULE_FILE]
     if not images and not texts:
         raise DataError(f"{root} holds no img_N.jpg / img_N.txt pairs; is data.layout=garbage_classify right?")
     problems: list[DataProblem] = []
@@ -204,7 +234,7 @@ def _scan_garbage_classify(root: Path) -> ScanResult:
         class_names = [str(label) for label in ids]
         labelled = [(path, index[label]) for path, label in labelled]
     samples = [Sample(path, label) for path, label in labelled]
-    return ScanResult(root, "garbage_classify", class_names, samples, problems)
+    return ScanResult(root, "garbage_classify", class_names, samples, problems, ignored)
 
 
 def _natural_key(stem: str) -> tuple:
@@ -216,36 +246,39 @@ def _rel(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def check_image(path: Path) -> tuple[str, str | None]:
-    """Decode ``path`` once; return (sha256 of its bytes, problem or None)."""
+def check_image(path: Path) -> ImageCheck:
+    """Decode ``path`` once; return the sha256 of its bytes, the problem (or None) and its size in pixels."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        return "", f"unreadable file: {exc.strerror or exc}"
+        return ImageCheck("", f"unreadable file: {exc.strerror or exc}")
     digest = hashlib.sha256(data).hexdigest()
     if not data:
-        return digest, "empty file (0 bytes)"
+        return ImageCheck(digest, "empty file (0 bytes)")
     try:
         load_rgb(path, draft_size=64)
+        with Image.open(io.BytesIO(data)) as header:  # the stored size: the draft above decodes a smaller one
+            width, height = header.size
     except UnidentifiedImageError:
-        return digest, "not an image Pillow can read (wrong extension or corrupt header)"
+        return ImageCheck(digest, "not an image Pillow can read (wrong extension or corrupt header)")
     except Image.DecompressionBombError as exc:
-        return digest, f"image over Pillow's decompression-bomb limit: {exc}"
+        return ImageCheck(digest, f"image over Pillow's decompression-bomb limit: {exc}")
     except (OSError, SyntaxError, ValueError) as exc:
-        return digest, f"truncated or corrupt image: {exc}"
-    return digest, None
+        return ImageCheck(digest, f"truncated or corrupt image: {exc}")
+    return ImageCheck(digest, None, width, height)
 
 
 def check_images(samples: Iterable[Sample], root: Path, workers: int = 4,
                  cache_dir: str | Path | None = None) -> tuple[list[Sample], list[DataProblem]]:
     """Decode every image (in threads: Pillow releases the GIL); keep the good ones, list the rest.
 
-    With ``cache_dir``, files whose path, size and mtime are unchanged since an earlier scan are not
-    read again (see :mod:`garbage_lit.data.scan_cache`).
+    Images whose shorter side is under ``MIN_IMAGE_SIDE`` are kept and listed. With ``cache_dir``, files
+    whose path, size and mtime are unchanged since an earlier scan are not read again (see
+    :mod:`garbage_lit.data.scan_cache`).
     """
     samples = list(samples)
 
-    def check_all(paths: list[Path]) -> list[tuple[str, str | None]]:
+    def check_all(paths: list[Path]) -> list[ImageCheck]:
         with ThreadPoolExecutor(max_workers=max(1, min(workers, os.cpu_count() or 1))) as pool:
             return list(progress(pool.map(check_image, paths), len(paths), "scanning images", SCAN_PROGRESS_MIN))
 
@@ -253,9 +286,13 @@ def check_images(samples: Iterable[Sample], root: Path, workers: int = 4,
     results = check_all(paths) if cache_dir is None else cached_checks(paths, root, cache_dir, check_all)
     good: list[Sample] = []
     problems: list[DataProblem] = []
-    for sample, (digest, problem) in zip(samples, results):
-        if problem is None:
-            good.append(Sample(sample.path, sample.label, digest))
-        else:
-            problems.append(DataProblem(_rel(sample.path, root), problem))
+    for sample, check in zip(samples, results):
+        if check.problem is not None:
+            problems.append(DataProblem(_rel(sample.path, root), check.problem))
+            continue
+        good.append(Sample(sample.path, sample.label, check.sha256))
+        if min(check.width, check.height) < MIN_IMAGE_SIDE:
+            problems.append(DataProblem(_rel(sample.path, root),
+                                        f"tiny image ({check.width}x{check.height} px, shorter side under "
+                                        f"{MIN_IMAGE_SIDE} px): upscaled to the input size it shows little", KEPT))
     return good, problems

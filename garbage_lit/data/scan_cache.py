@@ -16,6 +16,7 @@ import json
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import PIL
 
@@ -24,8 +25,19 @@ from garbage_lit.data.cache_store import file_lock
 
 log = logging.getLogger(__name__)
 
-RECORDS_FORMAT = "garbage_lit scan records v1"
-CheckResult = tuple[str, "str | None"]  # (sha256 of the bytes, problem or None)
+RECORDS_FORMAT = "garbage_lit scan records v2"  # v2: the image's width and height
+
+
+class ImageCheck(NamedTuple):
+    """One file's check: the sha256 of its bytes, why it cannot be used (None: it can), its size in pixels."""
+
+    sha256: str
+    problem: str | None
+    width: int = 0
+    height: int = 0
+
+
+RECORD_LENGTH = 2 + len(ImageCheck._fields)  # file size, mtime, then the check
 
 
 def records_path(cache_dir: str | Path, root: Path) -> Path:
@@ -51,7 +63,8 @@ def _load(path: Path) -> dict[str, list]:
             log.info("scan cache %s is from another format or Pillow version: checking every file again", path)
             return {}
         files = data["files"]
-        if not isinstance(files, dict) or not all(isinstance(v, list) and len(v) == 4 for v in files.values()):
+        if not isinstance(files, dict) or not all(isinstance(v, list) and len(v) == RECORD_LENGTH
+                                                  for v in files.values()):
             raise ValueError("malformed file records")
         return files
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -65,24 +78,24 @@ def _save(path: Path, files: dict[str, list]) -> None:
 
 
 def cached_checks(paths: Sequence[Path], root: Path, cache_dir: str | Path,
-                  check_all: Callable[[list[Path]], list[CheckResult]]) -> list[CheckResult]:
+                  check_all: Callable[[list[Path]], list[ImageCheck]]) -> list[ImageCheck]:
     """``check_all(paths)``'s results, calling it only for files without a current record."""
     store = records_path(cache_dir, root)
     with file_lock(store.with_suffix(".lock")):
         old = _load(store)
         stamps = [_stamp(p) for p in paths]
-        results: list[CheckResult | None] = []
+        results: list[ImageCheck | None] = []
         for stamp in stamps:
             record = old.get(stamp[0]) if stamp else None
             hit = record is not None and (record[0], record[1]) == stamp[1:]
-            results.append((record[2], record[3]) if hit else None)
+            results.append(ImageCheck(*record[2:]) if hit else None)
         missing = [i for i, r in enumerate(results) if r is None]
         for i, result in zip(missing, check_all([paths[i] for i in missing])):
             results[i] = result
         log.info("scan cache: %d of %d files read from %s, %d checked", len(paths) - len(missing), len(paths),
                  store, len(missing))
         files = {stamp[0]: [stamp[1], stamp[2], *result] for stamp, result in zip(stamps, results)
-                 if stamp is not None and result[0]}  # a file that could not be read is not recorded
+                 if stamp is not None and result.sha256}  # a file that could not be read is not recorded
         if files != old:
             store.parent.mkdir(parents=True, exist_ok=True)
             _save(store, files)

@@ -39,14 +39,30 @@ def stratified_split(labels: Sequence[int], test_ratio: float, val_ratio: float 
     assignment = ["train"] * len(labels)
     for label in sorted(by_class):
         members = np.array(by_class[label])[rng.permutation(len(by_class[label]))]
-        n_test = min(round(len(members) * test_ratio), len(members) - 1)
-        rest = len(members) - n_test
-        n_val = min(round(rest * val_ratio), rest - 1)
+        n_test, n_val = split_counts(len(members), test_ratio, val_ratio)
         for index in members[:n_test]:
             assignment[index] = "test"
         for index in members[n_test:n_test + n_val]:
             assignment[index] = "val"
     return assignment
+
+
+def split_counts(images: int, test_ratio: float, val_ratio: float) -> tuple[int, int]:
+    """How many of a class's ``images`` go to test and to val; at least one always stays for training."""
+    n_test = min(round(images * test_ratio), images - 1)
+    rest = images - n_test
+    return n_test, min(round(rest * val_ratio), rest - 1)
+
+
+def images_to_reach(split: str, test_ratio: float, val_ratio: float) -> int:
+    """The fewest images a class needs for :func:`split_counts` to give it one ``split`` ("test" or "val") image."""
+    if split == "val" and val_ratio == 0:
+        raise ValueError("data.val_ratio=0: no class reaches the validation split")
+    index = 0 if split == "test" else 1
+    images = 1
+    while split_counts(images, test_ratio, val_ratio)[index] < 1:
+        images += 1
+    return images
 
 
 def write_manifest(path: Path, root: Path, samples: Sequence[Sample], splits: Sequence[str],

@@ -14,6 +14,7 @@ from garbage_lit.sweeps.tables import Configuration
 
 REFERENCE_PATH = Path(__file__).with_name("paper_reference.yaml")
 RANDOM_INIT_NOTE = "ours: random init, the paper's: ImageNet (not comparable)"
+NOT_IN_SWEEP = "configuration not in this sweep"
 
 
 def load_reference(path: str | Path = REFERENCE_PATH) -> dict[str, Any]:
@@ -58,6 +59,12 @@ def weights_line(jobs: Sequence[JobResult], reference: dict[str, Any]) -> str:
     return line
 
 
+def reference_label(row: dict[str, Any]) -> str:
+    """``figure 6: resnet18, batch 32, SGD, lr 0.003``: a reference configuration as the report names it."""
+    return f"{row.get('figure') or 'reference'}: {row['model']}, batch {row['batch_size']}, {row['optimizer']}, " \
+           f"lr {row['lr']}"
+
+
 def comparison_table(configs: Sequence[Configuration], reference: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per reference configuration, epoch and metric: paper, ours (seed mean), ours - paper.
 
@@ -74,7 +81,7 @@ def comparison_table(configs: Sequence[Configuration], reference: dict[str, Any]
                 ours = sum(ours_values) / len(ours_values) if ours_values else None
                 notes = [entry["note"]] if entry.get("note") else []
                 if not matching:
-                    notes.append("configuration not in this sweep")
+                    notes.append(NOT_IN_SWEEP)
                 elif ours is None:
                     notes.append("no completed job reached this epoch")
                 if paper is None:

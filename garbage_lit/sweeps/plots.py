@@ -13,7 +13,12 @@ from garbage_lit.sweeps.tables import Configuration, mean_std
 
 
 def learning_curves_figure(configs: Sequence[Configuration]) -> Figure:
-    """Loss and accuracy per epoch (seed mean): solid lines test, dashed lines train, one colour per configuration."""
+    """Loss and accuracy per epoch (seed mean): solid lines test, dashed lines train, one colour per configuration.
+
+    A sweep of one epoch has no curve: it gets :func:`one_epoch_figure` instead.
+    """
+    if max((c.num_epochs for c in configs), default=0) <= 1:
+        return one_epoch_figure(configs)
     figure = Figure(figsize=(12, 4.5))
     loss_axes, acc_axes = figure.subplots(1, 2)
     colours = colormaps["tab20"]
@@ -28,12 +33,32 @@ def learning_curves_figure(configs: Sequence[Configuration]) -> Figure:
                     axes.plot(*zip(*points), style, color=colour, marker="o", markersize=3,
                               label=config.label if split == TEST and metric == ACC else None)
     for axes, title in ((loss_axes, "loss"), (acc_axes, "accuracy")):
-        axes.set_xlabel("epoch")
+        axes.set_xlabel("epoch (counted from 0)")
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.set_title(f"{title} (solid: test, dashed: train)")
         axes.grid(alpha=0.3)
     if acc_axes.get_legend_handles_labels()[0]:
         acc_axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    figure.tight_layout()
+    return figure
+
+
+def one_epoch_figure(configs: Sequence[Configuration]) -> Figure:
+    """Train and test loss and accuracy after the only epoch (seed mean), as bars per configuration."""
+    done = [c for c in configs if c.completed]
+    figure = Figure(figsize=(12, max(2.5, 0.45 * len(done) + 1.2)))
+    loss_axes, acc_axes = figure.subplots(1, 2, sharey=True)
+    rows = range(len(done))
+    for axes, metric in ((loss_axes, LOSS), (acc_axes, ACC)):
+        for offset, split, colour in ((-0.2, TRAIN, "tab:orange"), (0.2, TEST, "tab:blue")):
+            means = [mean_std(c.epoch_values(0, metric_key(split, metric)))[0] for c in done]
+            axes.barh([r + offset for r in rows], [m or 0.0 for m in means], height=0.4, color=colour, label=split)
+        axes.set_title(f"{'loss' if metric == LOSS else 'accuracy'} after the sweep's only epoch (epoch 0)")
+        axes.grid(axis="x", alpha=0.3)
+    acc_axes.set_xlim(0, 1)
+    loss_axes.set_yticks(list(rows), labels=[c.label for c in done], fontsize=7)
+    loss_axes.invert_yaxis()
+    acc_axes.legend(fontsize=8)
     figure.tight_layout()
     return figure
 

@@ -25,6 +25,9 @@ from garbage_lit.sweeps.results import JobResult
 # Override keys behind the paper's four columns (model, batch size, optimizer, lr); `seed` tells repeats apart.
 PAPER_OVERRIDES = ("model", "optim", "lr", "batch_size")
 SEED_KEY = "seed"
+# Settings a reader needs beside the results, read from each job's resolved config (metrics.json "config").
+RECIPE_KEYS = ("epochs", "data.image_size", "data.resize_size", "data.test_ratio", "data.val_ratio",
+               "data.augment", "data.rotation_degrees", "model.weights", "model.freeze_backbone")
 
 
 def optimizer_label(optim: dict[str, Any]) -> str:
@@ -58,6 +61,32 @@ def varying_keys(jobs: Sequence[JobResult]) -> list[str]:
     keys = [k for k, v in values.items() if k not in named and not k.startswith("hydra.")
             and (len(v) > 1 or any(k not in j.override_dict for j in jobs))]
     return sorted(keys)
+
+
+def fixed_overrides(jobs: Sequence[JobResult]) -> list[str]:
+    """Command-line overrides every job shares (``debug=fast``, ``epochs=1``), in the first job's order."""
+    with_overrides = [j.overrides for j in jobs if j.overrides]
+    if not with_overrides:
+        return []
+    return [o for o in with_overrides[0] if not o.startswith("hydra.") and all(o in rest for rest in with_overrides)]
+
+
+def fixed_recipe(jobs: Sequence[JobResult]) -> dict[str, Any]:
+    """The RECIPE_KEYS that have one value in every job that recorded its config, e.g. ``{"epochs": 1}``."""
+    configs = [j.metrics["config"] for j in jobs if isinstance(j.metrics.get("config"), dict)]
+    fixed = {}
+    for key in RECIPE_KEYS:
+        values = [_lookup(config, key) for config in configs]
+        if values and values[0] is not None and all(v == values[0] for v in values):
+            fixed[key] = values[0]
+    return fixed
+
+
+def _lookup(config: dict[str, Any], dotted: str) -> Any:
+    value: Any = config
+    for part in dotted.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
 
 
 @dataclass
