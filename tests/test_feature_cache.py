@@ -244,3 +244,18 @@ def test_a_head_trained_on_other_backbone_weights_is_not_resumed(make_cfg, folde
     with pytest.raises(ValueError, match=r"trained on cached features of the resnet18 backbone with weights .* "
                                          r"resume with the model config the run was trained with"):
         train(make_cfg(*common, f"model.weights={weights}", f"ckpt_path={run}", output_dir=tmp_path / "x"))
+
+
+def test_a_batch_transform_trains_on_images_with_soft_labels_and_is_never_cached(make_cfg, folder_dataset, tmp_path,
+                                                                                 caplog):
+    mixup = "data.batch_transform={_target_:torchvision.transforms.v2.MixUp,_partial_:true,alpha:1.0}"
+    cfg = make_cfg("data=folder", f"data.root={folder_dataset}", mixup, "epochs=2", output_dir=tmp_path / "run")
+    caplog.set_level(logging.INFO, logger="garbage_lit.features.datamodule")
+    result = train(cfg)
+    assert "feature cache off (feature_cache=auto is off: data.batch_transform mixes" in caplog.text
+    rows = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]
+    assert all(0.0 <= row["train/acc"] <= 1.0 and row["train/loss"] > 0 for row in rows)  # metrics on hard labels
+    assert 0.0 <= result[TEST_ACC] <= 1.0
+    with pytest.raises(ValueError, match=r"feature_cache=true cannot be used here: data\.batch_transform mixes"):
+        train(make_cfg("data=folder", f"data.root={folder_dataset}", mixup, "feature_cache=true",
+                       output_dir=tmp_path / "cached"))

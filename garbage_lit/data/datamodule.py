@@ -6,7 +6,7 @@ import csv
 import logging
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -19,7 +19,7 @@ from garbage_lit.data.groups import class_bins
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
 from garbage_lit.data.split import SPLITS, images_to_reach, read_manifest, stratified_split, write_manifest
-from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, epoch_transforms
+from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CollateThen, build_transforms, epoch_transforms
 from garbage_lit.run.folder import DUPLICATES_FILE, MANIFEST_FILE, PROBLEMS_FILE
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,10 @@ class GarbageDataModule(pl.LightningDataModule):
 
     ``groups`` maps classes to waste bins (a dict, or a YAML / CSV file; see :mod:`garbage_lit.data.groups`);
     garbage_classify's ``group/item`` classes have bins without it. ``class_bins`` is then the bin of each class.
+
+    ``batch_transform`` (a partial taking ``num_classes``, e.g. torchvision's ``MixUp``/``CutMix``) transforms each
+    collated training batch ``(images, labels)``; its labels may come out soft (class probabilities), which the
+    classifier's loss takes as they are.
 
     ``scan_cache`` keeps each file's check result in ``cache_dir``, so later jobs skip re-reading unchanged files.
     ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. (Cached backbone features are
@@ -75,9 +79,13 @@ class GarbageDataModule(pl.LightningDataModule):
         groups: str | Path | dict[str, str] | None = None,
         scan_cache: bool = True,
         eval_test: bool = True,
+        batch_transform: Callable[..., Callable] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False)
+        # The batch transform's partial stays out of checkpoints, so they load with weights_only=True.
+        self.save_hyperparameters(logger=False, ignore=["batch_transform"])
+        self.batch_transform_factory = batch_transform
+        self.batch_transform: Callable | None = None
         self.root = Path(root).expanduser().resolve()
         self.output_dir = Path(output_dir) if output_dir else None
         self.scan: ScanResult | None = None
@@ -99,6 +107,8 @@ class GarbageDataModule(pl.LightningDataModule):
         training = stage in (None, "fit")
         scan = scan_dataset(self.root, hp.layout, cache_dir=hp.cache_dir if hp.scan_cache else None)
         self.class_bins = class_bins(scan.class_names, hp.groups)
+        if self.batch_transform_factory is not None:
+            self.batch_transform = self.batch_transform_factory(num_classes=scan.num_classes)
         if hp.split_manifest:
             assignment = read_manifest(Path(hp.split_manifest), self.root, scan.samples, scan.class_names)
         else:
@@ -262,9 +272,11 @@ class GarbageDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         hp = self.hparams
+        mixed = split == "train" and self.batch_transform is not None
         return DataLoader(self.dataset(split, train=split == "train"), batch_size=hp.batch_size, shuffle=shuffle,
                           num_workers=hp.num_workers, pin_memory=hp.pin_memory,
-                          persistent_workers=hp.persistent_workers and hp.num_workers > 0)
+                          persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+                          collate_fn=CollateThen(self.batch_transform) if mixed else None)
 
     @property
     def augments_training(self) -> bool:

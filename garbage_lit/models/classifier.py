@@ -90,8 +90,10 @@ class GarbageClassifier(pl.LightningModule):
         return self.criterion(logits, targets), logits, targets
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """A batch's loss; its labels may be class probabilities (a batch transform such as MixUp mixed them), which
+        the loss takes as they are and the metrics read as their most likely class."""
         loss, logits, targets = self.model_step(batch)
-        self.train_metrics.update(logits, targets)
+        self.train_metrics.update(logits, targets.argmax(dim=1) if targets.ndim > 1 else targets)
         self.log(metric_key(TRAIN, LOSS), loss, on_step=False, on_epoch=True, batch_size=len(targets),
                  sync_dist=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
