@@ -28,7 +28,7 @@ from garbage_lit.config import ConfigError
 from garbage_lit.run.folder import COMPLETED, FAILED, MULTIRUN_FILE, read_metrics
 from garbage_lit.search.outputs import read_search, write_outputs
 from garbage_lit.search.space import override_value, parse_space, suggest
-from garbage_lit.search.storage import check_driver, shown
+from garbage_lit.search.storage import check_driver, open_storage, shown
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Search:
         check_driver(str(settings.storage), f"{self.key}.storage")
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         study = optuna.create_study(
-            study_name=settings.study_name, storage=settings.storage, direction=settings.direction,
+            study_name=settings.study_name, storage=open_storage(str(settings.storage)), direction=settings.direction,
             sampler=_instantiate_or(settings.sampler, None), pruner=_instantiate_or(settings.pruner,
                                                                                       optuna.pruners.NopPruner()),
             load_if_exists=True)
