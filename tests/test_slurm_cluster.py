@@ -1,8 +1,9 @@
-"""hydra/launcher=slurm against a real SLURM cluster: sweeps, a failing job, resume, and DDP across SLURM tasks.
+"""hydra/launcher=slurm against a real SLURM cluster: sweeps, a failing job, resume, DDP across SLURM tasks,
+searches on a PostgreSQL study and a journal file, requeue at the time limit, and jobs that SLURM cancels.
 
-Needs `sbatch` and a running cluster, e.g. the one-node cluster of `scripts/slurm_local_cluster.sh start`;
-skipped otherwise, mandatory in CI (GARBAGE_LIT_REQUIRE_SLURM=1). The partition is the cluster's default
-one, or $GARBAGE_LIT_SLURM_PARTITION.
+Needs `sbatch` and a running cluster with accounting (`sacct`) and, for the searches, PostgreSQL, e.g. the
+one-node cluster of `scripts/slurm_local_cluster.sh start`; skipped otherwise, mandatory in CI
+(GARBAGE_LIT_REQUIRE_SLURM=1). The partition is the cluster's default one, or $GARBAGE_LIT_SLURM_PARTITION.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from helpers.system import missing
 pytestmark = pytest.mark.slurm
 
 REQUIRE = "GARBAGE_LIT_REQUIRE_SLURM"
-# Seconds for one sweep (its jobs take well under a minute each). Without sacct, submitit waits forever for a
-# job that SLURM killed before it wrote its result; this bounds that wait within CI's budget.
+# Seconds for one sweep (its jobs take a minute or two each), should a job hang: a bound within CI's budget.
 TIMEOUT = 600
 # Small jobs: CPU only, one core each, 64 px images (the paper_quick preset's size), 1 epoch.
 SMALL = ["debug=fast", "data.image_size=64", "data.resize_size=72"]
