@@ -257,19 +257,23 @@ def slurm_times(job_id: str) -> tuple[float, float]:
     return start, end
 
 
+def search_command(sweep: Path, data: Path, storage: str, partition: str, *overrides: str) -> list[str]:
+    """hparams_search=optuna on tiny data, 2 trials at a time as SLURM jobs; lr alone searched (random sampler)."""
+    return train_command(sweep, "hparams_search=optuna", "debug=fast", "data=folder", f"data.root={data}",
+                         "data.val_ratio=0.3", "hparams_search.n_jobs=2", f"hparams_search.storage={storage}",
+                         "hparams_search.sampler._target_=optuna.samplers.RandomSampler",
+                         "~hparams_search.sampler.n_startup_trials", "hparams_search.exclude=[lr,optim,"
+                         "optim.weight_decay,optim.momentum,batch_size,model.label_smoothing,epochs]",
+                         "lr=tag(log, interval(1e-3, 1e-1))", *overrides, *launcher(partition))
+
+
 def test_a_search_runs_its_trials_as_slurm_jobs_on_a_postgresql_study(partition, study_database, tmp_path):
     import optuna
 
     data = make_folder_dataset(tmp_path / "data")
     sweep = tmp_path / "sweep"
-    # 6 trials, 2 SLURM jobs at a time; lr alone is searched (random sampler), 3 epochs each.
-    command = train_command(sweep, "hparams_search=optuna", "debug=fast", "data=folder", f"data.root={data}",
-                            "data.val_ratio=0.3", "epochs=3", "hparams_search.n_trials=6", "hparams_search.n_jobs=2",
-                            f"hparams_search.storage={study_database}",
-                            "hparams_search.sampler._target_=optuna.samplers.RandomSampler",
-                            "~hparams_search.sampler.n_startup_trials", "hparams_search.exclude=[lr,optim,"
-                            "optim.weight_decay,optim.momentum,batch_size,model.label_smoothing,epochs]",
-                            "lr=tag(log, interval(1e-3, 1e-1))", *launcher(partition))
+    # 6 trials, 2 SLURM jobs at a time, 3 epochs each.
+    command = search_command(sweep, data, study_database, partition, "epochs=3", "hparams_search.n_trials=6")
     done = run(command, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
 
@@ -309,13 +313,8 @@ def test_a_search_on_a_journal_file_runs_its_trials_as_slurm_jobs(partition, tmp
     data = make_folder_dataset(tmp_path / "data")
     sweep = tmp_path / "sweep"
     journal = tmp_path / "shared" / "optuna.journal"
-    command = train_command(sweep, "hparams_search=optuna", "debug=fast", "data=folder", f"data.root={data}",
-                            "data.val_ratio=0.3", "epochs=2", "hparams_search.n_trials=2", "hparams_search.n_jobs=2",
-                            f"hparams_search.storage=journal:{journal}", "hparams_search.final.enabled=false",
-                            "hparams_search.sampler._target_=optuna.samplers.RandomSampler",
-                            "~hparams_search.sampler.n_startup_trials", "hparams_search.exclude=[lr,optim,"
-                            "optim.weight_decay,optim.momentum,batch_size,model.label_smoothing,epochs]",
-                            "lr=tag(log, interval(1e-3, 1e-1))", *launcher(partition))
+    command = search_command(sweep, data, f"journal:{journal}", partition, "epochs=2", "hparams_search.n_trials=2",
+                             "hparams_search.final.enabled=false")
     done = run(command, tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     trials = optuna.load_study(study_name="search", storage=JournalStorage(JournalFileBackend(str(journal)))).trials
