@@ -11,6 +11,7 @@ result once all have ended: the sweep goes on with its siblings and reports the 
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,6 +59,18 @@ class SlurmLauncher(SubmititSlurmLauncher):
             job_params.append((list(overrides), "hydra.sweep.dir", idx, f"job_id_for_{idx}", Singleton.get_state()))
         jobs = executor.map_array(self, *zip(*job_params))
         return self._wait(jobs, [p[0] for p in job_params], initial_job_idx)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> JobReturn:
+        """Run one Hydra job inside its SLURM job (submitit calls this there), then ignore a late warning signal.
+
+        The job has returned: SLURM's warning before the time limit must neither requeue it nor, arriving while
+        Python exits (handlers back to the default), kill it and leave it FAILED in the accounting.
+        """
+        import submitit
+
+        result = super().__call__(*args, **kwargs)
+        signal.signal(getattr(signal, "SIG" + submitit.JobEnvironment.USR_SIG), signal.SIG_IGN)
+        return result
 
     def _wait(self, jobs: list[Any], job_overrides: list[list[str]], initial_job_idx: int) -> list[JobReturn]:
         """Every job's result in order; a job SLURM ended is recorded failed as soon as sacct says so."""
