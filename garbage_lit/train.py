@@ -50,15 +50,18 @@ from garbage_lit.run.launch import prepare_sweep_job, share_output_dir_with_ddp_
 from garbage_lit.run.loggers import log_run_summary, run_hparams
 from garbage_lit.run.provenance import provenance
 from garbage_lit.run.recorder import MetricsJson
+from garbage_lit.run.requeue import requeue_callbacks, requeue_point, trainer_plugins
 from garbage_lit.run.resume import continue_in, launch_overrides, leave_pointer, resume_point
 from hydra_plugins.garbage_lit_optuna.optuna_sweeper import GarbageLitOptunaSweeper
+from hydra_plugins.garbage_lit_slurm.slurm_launcher import SlurmLauncher
 
 log = logging.getLogger(__name__)
 
 register_resolvers()
-# hparams_search=optuna's sweeper. Hydra also finds it by scanning hydra_plugins/, except in editable installs,
-# whose import hook hides namespace packages from that scan.
+# hparams_search=optuna's sweeper and hydra/launcher=slurm's launcher. Hydra also finds them by scanning
+# hydra_plugins/, except in editable installs, whose import hook hides namespace packages from that scan.
 Plugins.instance().register(GarbageLitOptunaSweeper)
+Plugins.instance().register(SlurmLauncher)
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:
@@ -66,9 +69,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
 
     With ``resume=true`` or ``ckpt_path`` the job continues an earlier run in that run's folder
     (``cfg.paths.output_dir`` is pointed there), or returns its results if it had completed ``epochs``.
+    A SLURM job that was requeued (time limit, preemption) continues its own folder the same way.
     """
     validate_config(cfg)
-    resume = resume_point(cfg)
+    resume = resume_point(cfg) or requeue_point(cfg)
     if resume is not None and resume.finished(cfg.epochs):
         log.info("%s already completed; nothing to resume", resume.run_dir)
         leave_pointer(cfg.paths.output_dir, resume.run_dir)
@@ -94,9 +98,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
     metrics_json = MetricsJson(output_dir, resuming=resume is not None)
-    callbacks = [metrics_json, *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None)]
+    callbacks = [metrics_json, *requeue_callbacks(output_dir, metrics_json, resuming=resume is not None),
+                 *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
-    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
+                                      **trainer_plugins(cfg.trainer))
     # A frozen backbone's features are computed once and the head trains on them: decided here, where the model
     # and the trainer's callbacks are both known.
     features = feature_datamodule(cfg.feature_cache, cfg.feature_cache_views, cfg.paths.cache_dir, datamodule,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import sys
 from pathlib import Path
 
 import optuna
@@ -15,6 +16,7 @@ from garbage_lit.config import ConfigError
 from garbage_lit.report import main as report_main
 from garbage_lit.run.folder import TEST_ACC, read_metrics
 from garbage_lit.search.space import parse_space
+from garbage_lit.search.storage import check_driver
 from garbage_lit.search.study import check_search
 from garbage_lit.train import train
 
@@ -154,3 +156,13 @@ def test_pruned_trials_are_recorded_as_pruned(tmp_path):
     assert [t.state for t in trials] == [TrialState.PRUNED] * 3  # val/acc can never reach 1.01
     assert all(list(t.intermediate_values) == [0] for t in trials)  # stopped after the first epoch
     assert read_metrics(trials[0].user_attrs["folder"])["status"] == "pruned"
+
+
+def test_a_study_database_without_its_driver_names_the_extra_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if psycopg were not installed
+    with pytest.raises(ConfigError) as error:
+        check_driver("postgresql+psycopg://search:secret@db.example:5432/studies", "hparams_search.storage")
+    message = str(error.value)
+    assert "pip install 'garbage-lit[cluster]'" in message and "psycopg" in message
+    assert "secret" not in message and "search:***@db.example" in message  # never print the password
+    check_driver("sqlite:///optuna.db", "hparams_search.storage")  # built in: nothing to install

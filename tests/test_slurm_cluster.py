@@ -1,8 +1,9 @@
-"""hydra/launcher=slurm against a real SLURM cluster: sweeps, a failing job, resume, and DDP across SLURM tasks.
+"""hydra/launcher=slurm against a real SLURM cluster: sweeps, a failing job, resume, DDP across SLURM tasks,
+searches on a PostgreSQL study and a journal file, requeue at the time limit, and jobs that SLURM cancels.
 
-Needs `sbatch` and a running cluster, e.g. the one-node cluster of `scripts/slurm_local_cluster.sh start`;
-skipped otherwise, mandatory in CI (GARBAGE_LIT_REQUIRE_SLURM=1). The partition is the cluster's default
-one, or $GARBAGE_LIT_SLURM_PARTITION.
+Needs `sbatch` and a running cluster with accounting (`sacct`) and, for the searches, PostgreSQL, e.g. the
+one-node cluster of `scripts/slurm_local_cluster.sh start`; skipped otherwise, mandatory in CI
+(GARBAGE_LIT_REQUIRE_SLURM=1). The partition is the cluster's default one, or $GARBAGE_LIT_SLURM_PARTITION.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ from helpers.system import missing
 pytestmark = pytest.mark.slurm
 
 REQUIRE = "GARBAGE_LIT_REQUIRE_SLURM"
-# Seconds for one sweep (its jobs take well under a minute each). Without sacct, submitit waits forever for a
-# job that SLURM killed before it wrote its result; this bounds that wait within CI's budget.
+# Seconds for one sweep (its jobs take a minute or two each), should a job hang: a bound within CI's budget.
 TIMEOUT = 600
 # Small jobs: CPU only, one core each, 64 px images (the paper_quick preset's size), 1 epoch.
 SMALL = ["debug=fast", "data.image_size=64", "data.resize_size=72"]
@@ -218,3 +218,191 @@ def test_ddp_across_two_slurm_tasks_matches_a_local_two_process_run(partition, t
     single = metrics(local / "run")
     assert single["status"] == "completed"
     assert abs(cluster["final"][TEST_ACC] - single["final"][TEST_ACC]) <= 1 / 36 + 1e-6  # within one test image
+
+
+# -- searches on a PostgreSQL study, time limits and requeue, jobs that SLURM kills ----------------------------------
+# The study database: scripts/slurm_local_cluster.sh creates this role (allowed to create databases) and database.
+STUDY_DATABASE = os.environ.get("GARBAGE_LIT_STUDY_DATABASE",
+                                "postgresql+psycopg://garbage_lit:garbage_lit@127.0.0.1:5432/garbage_lit")
+
+
+@pytest.fixture
+def study_database(tmp_path) -> str:
+    """A new, empty PostgreSQL database for one test's study (dropped afterwards); its SQLAlchemy URL."""
+    try:
+        import psycopg
+        from sqlalchemy.engine import make_url
+    except ModuleNotFoundError as exc:
+        missing(f"{exc.name} is not installed (pip install -e '.[dev]' brings psycopg)", REQUIRE)
+    server = make_url(STUDY_DATABASE)
+    name = f"test_{tmp_path.name.lower().replace('-', '_')}_{os.getpid()}"
+    connect = {"host": server.host, "port": server.port or 5432, "user": server.username,
+               "password": server.password, "dbname": server.database, "autocommit": True}
+    try:
+        with psycopg.connect(**connect, connect_timeout=10) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        missing(f"no PostgreSQL study server at {server.render_as_string()} ({exc}); "
+                f"scripts/slurm_local_cluster.sh start runs one", REQUIRE)
+    yield server.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(**connect) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def slurm_times(job_id: str) -> tuple[float, float]:
+    """When SLURM started and ended a job (sacct, from the accounting database), as POSIX seconds."""
+    out = subprocess.run(["sacct", "-n", "-X", "-P", "-o", "Start,End", "-j", job_id], capture_output=True,
+                         text=True, timeout=60, check=True).stdout.split()
+    start, end = (time.mktime(time.strptime(t, "%Y-%m-%dT%H:%M:%S")) for t in out[-1].split("|"))
+    return start, end
+
+
+def search_command(sweep: Path, data: Path, storage: str, partition: str, *overrides: str) -> list[str]:
+    """hparams_search=optuna on tiny data, 2 trials at a time as SLURM jobs; lr alone searched (random sampler)."""
+    return train_command(sweep, "hparams_search=optuna", "debug=fast", "data=folder", f"data.root={data}",
+                         "data.val_ratio=0.3", "hparams_search.n_jobs=2", f"hparams_search.storage={storage}",
+                         "hparams_search.sampler._target_=optuna.samplers.RandomSampler",
+                         "~hparams_search.sampler.n_startup_trials", "hparams_search.exclude=[lr,optim,"
+                         "optim.weight_decay,optim.momentum,batch_size,model.label_smoothing,epochs]",
+                         "lr=tag(log, interval(1e-3, 1e-1))", *overrides, *launcher(partition))
+
+
+def test_a_search_runs_its_trials_as_slurm_jobs_on_a_postgresql_study(partition, study_database, tmp_path):
+    import optuna
+
+    data = make_folder_dataset(tmp_path / "data")
+    sweep = tmp_path / "sweep"
+    # 6 trials, 2 SLURM jobs at a time, 3 epochs each.
+    command = search_command(sweep, data, study_database, partition, "epochs=3", "hparams_search.n_trials=6")
+    done = run(command, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    study = optuna.load_study(study_name="search", storage=study_database)
+    trials = study.trials
+    assert [t.number for t in trials] == list(range(6)) and len({t.params["lr"] for t in trials}) == 6
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    for t in trials:
+        # Each trial's job reported every epoch's val/acc to the study through the database (the pruning callback).
+        epochs = metrics(sweep / str(t.number))["epochs"]
+        assert t.intermediate_values == {e["epoch"]: e["val/acc"] for e in epochs} and len(epochs) == 3
+        assert t.value == epochs[-1]["val/acc"]
+    # The trials were SLURM jobs, 2 at a time: at least two ran at once (sacct's start and end times).
+    ids = slurm_job_ids(sweep)
+    assert len(ids) == 7  # 6 trials and the final run
+    spans = sorted(slurm_times(job_id) for job_id in ids)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    # The best configuration trained once more, as a SLURM job too, and tested once.
+    summary = json.loads((sweep / "search.json").read_text())
+    final = metrics(sweep / "final")
+    assert summary["final"]["trial"] == study.best_trial.number and final["status"] == "completed"
+    assert summary["final"][TEST_ACC] == final["final"][TEST_ACC]
+    assert "garbage_lit:***@" in summary["storage"]  # the database password stays out of the outputs
+
+    again = run(command, tmp_path)  # the same command continues the finished study: nothing left to run
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len(optuna.load_study(study_name="search", storage=study_database).trials) == 6
+    assert len(slurm_job_ids(sweep)) == 7 and metrics(sweep / "final") == final
+
+
+def test_a_search_on_a_journal_file_runs_its_trials_as_slurm_jobs(partition, tmp_path):
+    """Optuna's journal file, for a cluster with a shared file system and no database server."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    data = make_folder_dataset(tmp_path / "data")
+    sweep = tmp_path / "sweep"
+    journal = tmp_path / "shared" / "optuna.journal"
+    command = search_command(sweep, data, f"journal:{journal}", partition, "epochs=2", "hparams_search.n_trials=2",
+                             "hparams_search.final.enabled=false")
+    done = run(command, tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    trials = optuna.load_study(study_name="search", storage=JournalStorage(JournalFileBackend(str(journal)))).trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2 and len(slurm_job_ids(sweep)) == 2
+    for t in trials:  # reported by each SLURM job into the journal, epoch by epoch
+        epochs = metrics(sweep / str(t.number))["epochs"]
+        assert t.intermediate_values == {e["epoch"]: e["val/acc"] for e in epochs} and len(epochs) == 2
+    assert json.loads((sweep / "search.json").read_text())["storage"] == f"journal:{journal}"
+
+
+def test_a_job_at_its_time_limit_is_requeued_and_continues_from_its_checkpoint(partition, tmp_path):
+    data = make_folder_dataset(tmp_path / "data")
+    sweep = tmp_path / "sweep"
+    # A 1-minute time limit (SLURM's shortest) with the warning signal 5 s before it, which SLURM sends up to a
+    # minute early: anywhere in the job's first 55 s. Training stops after 55 s of training in all
+    # (trainer.max_time, carried across attempts by the checkpoint), longer than one attempt can train before its
+    # warning, however fast this machine is: the job is requeued at least once from a checkpoint taken mid-training.
+    done = run(train_command(sweep, "debug=fast", "data=folder", f"data.root={data}", "epochs=100000",
+                             "+trainer.max_time=00:00:00:55",
+                             *launcher(partition, "hydra.launcher.timeout_min=1", "hydra.launcher.signal_delay_s=5",
+                                       "hydra.launcher.max_num_timeout=5")), tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    job = sweep / "0"
+    result = metrics(job)
+    assert result["status"] == "completed" and 0.0 <= result["final"][TEST_ACC] <= 1.0
+    epochs = [e["epoch"] for e in result["epochs"]]
+    assert epochs == list(range(len(epochs))) and len(epochs) > 1  # every epoch recorded once, none lost
+    assert all(e["seconds"] < 30 for e in result["epochs"])  # an epoch split by a requeue still times one epoch
+
+    # One SLURM job, started again by SLURM under the same id; each attempt that reached training is recorded.
+    (job_id,) = slurm_job_ids(sweep)
+    state = slurm_state(job_id)
+    assert state["JobState"] == "COMPLETED" and int(state["Restarts"]) >= 1
+    attempts = result["attempts"]
+    restarts = [a["restart"] for a in attempts]
+    assert restarts == sorted(set(restarts)) and restarts[-1] == int(state["Restarts"]) and len(attempts) >= 2
+    assert {a["slurm_job_id"] for a in attempts} == {job_id}
+    assert all(a["outcome"] == "requeued" for a in attempts[:-1])
+    assert "outcome" not in attempts[-1]  # the last attempt ran to the end: the run's status says how
+    checkpointed = [a for a in attempts if a.get("checkpoint")]  # the warning came while it trained
+    assert checkpointed and all(a["checkpoint"] == "checkpoints/requeue.ckpt" for a in checkpointed)
+    assert all(0 < a["epochs_done"] < len(epochs) for a in checkpointed)
+    log = (sweep / ".submitit" / job_id / f"{job_id}_0_log.err").read_text()
+    assert "Caught signal SIGUSR2" in log and f"Restored all states from the checkpoint at {job}" in log
+    assert not (job / "checkpoints" / "requeue.ckpt").exists()  # removed once training finished
+
+    report = subprocess.run([sys.executable, "-m", "garbage_lit.report", str(sweep)], capture_output=True,
+                            text=True, timeout=300)
+    assert report.returncode == 0 and "1 of 1 jobs completed" in report.stdout, report.stderr[-2000:]
+
+
+def test_a_cancelled_job_is_recorded_failed_promptly_while_its_sibling_completes(partition, tmp_path):
+    data = make_folder_dataset(tmp_path / "data")
+    sweep = tmp_path / "sweep"
+    # Two jobs of one array; job 1 is cancelled once it trains, job 0 trains on for 60 s.
+    errors = tmp_path / "sweep.err"
+    with errors.open("w") as stderr:
+        submitter = subprocess.Popen(
+            train_command(sweep, "debug=fast", "data=folder", f"data.root={data}", "epochs=100000",
+                          "+trainer.max_time=00:00:01:00", "seed=0,1", *launcher(partition)),
+            cwd=tmp_path, env=environment(tmp_path), stdout=subprocess.DEVNULL, stderr=stderr)
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while not ((sweep / "1" / "metrics.json").is_file() and metrics(sweep / "1").get("epochs")):
+            assert submitter.poll() is None and time.monotonic() < deadline, "job 1 never started training"
+            time.sleep(0.5)
+        (job_id,) = [i for i in slurm_job_ids(sweep) if i.endswith("_1")]
+        subprocess.run(["scancel", job_id], check=True, timeout=60)
+        # The sweep records it failed as soon as sacct reports it, while job 0 is still training.
+        while metrics(sweep / "1")["status"] != "failed" or "CANCELLED" not in metrics(sweep / "1")["error"]:
+            assert submitter.poll() is None and time.monotonic() < deadline, "job 1 was never recorded failed"
+            time.sleep(0.5)
+        assert metrics(sweep / "0")["status"] == "running"
+        submitter.wait(timeout=TIMEOUT)
+    finally:
+        submitter.kill()
+    assert submitter.returncode != 0, "a sweep with a failed job must exit non-zero"
+    assert f"SLURM job {job_id} ended CANCELLED" in errors.read_text()
+    assert metrics(sweep / "0")["status"] == "completed"
+    failed = metrics(sweep / "1")
+    assert failed["error"].startswith(f"SlurmJobEnded: SLURM job {job_id} ended CANCELLED by ")
+    assert "CANCELLED" in (sweep / "1" / "failure.log").read_text()
+    assert slurm_state(job_id)["JobState"] == "CANCELLED"
+
+    report = subprocess.run([sys.executable, "-m", "garbage_lit.report", str(sweep)], capture_output=True,
+                            text=True, timeout=300)
+    with (sweep / "jobs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["job"], r["status"]) for r in rows] == [("0", "completed"), ("1", "failed")], report.stderr[-2000:]
+    assert "CANCELLED" in rows[1]["error"]

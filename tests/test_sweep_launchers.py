@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from hydra.utils import get_class
+from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
 from omegaconf import OmegaConf
 
 from garbage_lit.config import CONFIG_DIR
@@ -57,8 +59,11 @@ def _hydra_config(*overrides: str):
 def test_slurm_launcher_takes_partition_time_and_gpus_from_config():
     launcher = _hydra_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu", "hydra.launcher.timeout_min=30",
                              "hydra.launcher.gpus_per_node=2").hydra.launcher
-    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    # hydra-submitit-launcher's launcher, noticing jobs that SLURM kills (hydra_plugins/garbage_lit_slurm)
+    assert launcher._target_ == "hydra_plugins.garbage_lit_slurm.slurm_launcher.SlurmLauncher"
+    assert issubclass(get_class(launcher._target_), SubmititSlurmLauncher)
     assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node) == ("gpu", 30, 2)
+    assert (launcher.signal_delay_s, launcher.max_num_timeout) == (120, 3)  # checkpoint and requeue at the limit
     assert _hydra_config("hydra/launcher=slurm").hydra.launcher.gpus_per_node == 1
 
 

@@ -7,6 +7,7 @@
 * An error the user fixes (a config value, the data, a full disk): its message alone, exit code 1; the
   traceback is in ``failure.log`` (and printed with ``HYDRA_FULL_ERROR=1``).
 * A trial stopped early by a hyperparameter search: ``status: pruned``.
+* A SLURM job requeued at its warning signal (:mod:`garbage_lit.run.requeue`): nothing; the next attempt goes on.
 * Anything else: ``status: failed``, the traceback in ``failure.log`` and on the console.
 """
 
@@ -28,6 +29,7 @@ from garbage_lit.atomic import no_space_left
 from garbage_lit.config import ConfigError
 from garbage_lit.data import DataError
 from garbage_lit.run.folder import CHECKPOINT_DIR, FAILED, INTERRUPTED, PRUNED, record_failure
+from garbage_lit.run.requeue import Requeued
 from garbage_lit.run.resume import resume_command
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ def recording_stops(cfg: DictConfig) -> Iterator[None]:
     previous = signal.signal(signal.SIGTERM, _stop_job) if on_main_thread else None
     try:
         yield
+    except Requeued:
+        raise  # SLURM runs this job again, from the checkpoint just saved: not a stop (run/requeue.py)
     except BaseException as exc:
         stop = _recorded(Path(cfg.paths.output_dir), exc)
         if stop is exc:

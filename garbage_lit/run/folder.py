@@ -33,8 +33,11 @@ PREDICTIONS_FILE = "test_predictions.csv"  # the final test of the chosen checkp
 PREDICTION_COLUMNS = ("file", "label", "predicted", "probability")  # file relative to the data root
 CHECKPOINT_DIR = "checkpoints"
 MODEL_FILE = "model.ckpt"           # in CHECKPOINT_DIR: the kept model, whole: what evaluate / predict / export take
+REQUEUE_CHECKPOINT = "requeue.ckpt"  # in CHECKPOINT_DIR: saved at SLURM's warning signal, removed when training ends
 MULTIRUN_FILE = "multirun.yaml"     # a sweep folder's: the grid the sweep promised
 ATTEMPTS_DIR = "attempts"           # failure.log of each earlier attempt of a resumed run: attempts/failure-N.log
+
+ATTEMPTS = "attempts"  # metrics.json key: a SLURM job's attempts (the first, then each requeue), run/requeue.py
 
 # ``status`` in metrics.json
 RUNNING = "running"

@@ -49,6 +49,10 @@ class MetricsJson(pl.Callback):
         self.info.update(info)
         self._write()
 
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # A run resumed from a checkpoint saved mid-epoch continues that epoch without on_train_epoch_start.
+        self._epoch_started = time.perf_counter()
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._epoch_started = time.perf_counter()
 

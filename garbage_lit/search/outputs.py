@@ -22,6 +22,7 @@ import yaml
 from optuna.trial import FrozenTrial, TrialState
 
 from garbage_lit.run.folder import COMPLETED, TEST_ACC, TEST_RECALL, write_json_atomic
+from garbage_lit.search.storage import shown
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ def write_outputs(study: optuna.Study, sweep_dir: Path, metric: str, best_overri
     states = {state.name.lower(): sum(1 for t in study.trials if t.state == state) for state in TrialState}
     seconds = sorted(s for s in (trial_seconds(t) for t in study.trials if t.state != TrialState.FAIL) if s)
     summary: dict[str, Any] = {
-        "study_name": study.study_name, "storage": str(settings.storage), "optimized_metric": metric,
+        "study_name": study.study_name, "storage": shown(str(settings.storage)), "optimized_metric": metric,
         "direction": str(settings.direction), "n_trials": int(settings.n_trials), "trials": states,
         "trial_minutes": round(sum(seconds) / 60, 2), "median_trial_seconds": seconds[len(seconds) // 2] if seconds
         else None, "wall_minutes_last_run": round(wall_minutes, 2) if wall_minutes is not None else None,

@@ -8,13 +8,15 @@ import logging
 import optuna
 import pytorch_lightning as pl
 
+from garbage_lit.search.storage import open_storage
+
 log = logging.getLogger(__name__)
 
 
 @functools.lru_cache(maxsize=4)
 def _study(storage: str, study_name: str) -> optuna.Study:
     """One storage connection per process, however many trials it runs."""
-    return optuna.load_study(study_name=study_name, storage=storage)
+    return optuna.load_study(study_name=study_name, storage=open_storage(storage))
 
 
 def _trial(storage: str, study_name: str, trial_id: int, pruner: optuna.pruners.BasePruner | None) -> optuna.Trial:

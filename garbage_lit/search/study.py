@@ -28,6 +28,7 @@ from garbage_lit.config import ConfigError
 from garbage_lit.run.folder import COMPLETED, FAILED, MULTIRUN_FILE, read_metrics
 from garbage_lit.search.outputs import read_search, write_outputs
 from garbage_lit.search.space import override_value, parse_space, suggest
+from garbage_lit.search.storage import check_driver, open_storage, shown
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +78,10 @@ class Search:
     def open_study(self) -> optuna.Study:
         """Create the study, or load it with its finished trials; refuse one that belongs to another command."""
         settings = self.settings
+        check_driver(str(settings.storage), f"{self.key}.storage")
         self.sweep_dir.mkdir(parents=True, exist_ok=True)
         study = optuna.create_study(
-            study_name=settings.study_name, storage=settings.storage, direction=settings.direction,
+            study_name=settings.study_name, storage=open_storage(str(settings.storage)), direction=settings.direction,
             sampler=_instantiate_or(settings.sampler, None), pruner=_instantiate_or(settings.pruner,
                                                                                       optuna.pruners.NopPruner()),
             load_if_exists=True)
@@ -89,9 +91,10 @@ class Search:
             study.set_user_attr("task_overrides", task)
             study.set_user_attr("optimized_metric", self.metric)
         elif sorted(stored) != sorted(task):
-            raise ConfigError(f"{self.key}.study_name={settings.study_name!r} in {settings.storage} holds a study of "
-                              f"another command (overrides {' '.join(stored)}); this one has {' '.join(task)}. "
-                              f"Set {self.key}.study_name=<new name> (or hydra.sweep.dir=<new folder>) for a new study")
+            raise ConfigError(f"{self.key}.study_name={settings.study_name!r} in {shown(settings.storage)} holds a "
+                              f"study of another command (overrides {' '.join(stored)}); this one has "
+                              f"{' '.join(task)}. Set {self.key}.study_name=<new name> (or hydra.sweep.dir=<new "
+                              f"folder>) for a new study")
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             # Only this process runs the study's trials (parallelism is the launcher's), so these were killed.
             interrupted = optuna.trial.Trial(study, trial._trial_id)  # no public way to reopen a trial by number
@@ -110,7 +113,8 @@ class Search:
         OmegaConf.save(self.config, self.sweep_dir / MULTIRUN_FILE)
         started, done_before = time.perf_counter(), counted(study)
         log.info("study %r in %s: %d of %d trials done, optimizing %s (%s)", self.settings.study_name,
-                 self.settings.storage, done_before, self.settings.n_trials, self.metric, self.settings.direction)
+                 shown(self.settings.storage), done_before, self.settings.n_trials, self.metric,
+                 self.settings.direction)
         while (remaining := self.settings.n_trials - counted(study)) > 0:
             batch = [study.ask() for _ in range(min(self.settings.n_jobs, remaining))]
             self._run_batch(study, batch)
