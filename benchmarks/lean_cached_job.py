@@ -230,7 +230,8 @@ def main() -> None:
                                      f"{best_plain['job'] - best_plain['steps']:.3f} s plain")]
     ratio = best_lit["job"] / best_plain["job"]
     ok = step_lit / min(bare) <= 1.5 and beyond <= 1
-    report(f"warm cached job ({'CPU time' if CPU_TIME else 'wall time'}): {args.model} features of {data} ({len(labels['train'])} train / "
+    clock_name = "CPU time" if CPU_TIME else "wall time"
+    report(f"warm cached job ({clock_name}): {args.model} features of {data} ({len(labels['train'])} train / "
            f"{len(labels['test'])} test images), Adam, batch {args.batch_size}, {args.epochs} epochs", rows,
            "whole job (garbage-lit warm / plain)", ratio, "step <= 1.5x Lightning's floor, <= 1 s beyond the steps",
            ok)
