@@ -16,13 +16,10 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:  # kept light: writer processes import this module alone
-    from garbage_lit.data.scan import Sample
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +71,3 @@ def cached_entry(cache_dir: str | Path, kind: str, payload: dict[str, Any],
         tmp.rename(entry)
     log.info("cache: filled %s", entry)
     return entry
-
-
-def content_ids(samples: Sequence[Sample]) -> list[str]:
-    """The SHA-256 of each sample's bytes, in order: what a cache of their pixels depends on."""
-    missing = [str(s.path) for s in samples if not s.sha256]
-    if missing:
-        raise ValueError(f"{len(missing)} samples carry no sha256 (e.g. {missing[0]}); build them with "
-                         f"garbage_lit.data.scan.scan_dataset, which hashes every file")
-    return [s.sha256 for s in samples]

@@ -8,7 +8,7 @@ import torch
 from torch.utils.data import Dataset
 
 from garbage_lit.data.images import load_rgb
-from garbage_lit.data.scan import Sample
+from garbage_lit.data.samples import Sample
 
 
 class ImageDataset(Dataset):

@@ -21,13 +21,13 @@ import json
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.progress import progress
+from garbage_lit.data.samples import IGNORED, KEPT, DataError, DataProblem, Sample, ScanResult
 from garbage_lit.data.scan_cache import ImageCheck, cached_checks
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -35,45 +35,6 @@ RULE_FILE = "garbage_classify_rule.json"
 LAYOUTS = ("folder", "garbage_classify")
 SCAN_PROGRESS_MIN = 500  # images: smaller scans take seconds and show no progress bar
 MIN_IMAGE_SIDE = 32  # px: a photo whose shorter side is smaller is kept but warned about (upscaled 8x to 256)
-SKIPPED, KEPT, IGNORED = "skipped", "kept", "ignored"  # DataProblem actions for single files
-
-
-class DataError(ValueError):
-    """The dataset cannot be used as configured; the message names the file and the fix."""
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One labelled image: its path, class index and the SHA-256 of its bytes."""
-
-    path: Path
-    label: int
-    sha256: str = ""
-
-
-@dataclass(frozen=True)
-class DataProblem:
-    """A file that was left out of (or converted for) the dataset, and why."""
-
-    file: str
-    problem: str
-    action: str = SKIPPED
-
-
-@dataclass
-class ScanResult:
-    """Everything found under a dataset root: the images, their problems, and the other files (``ignored``)."""
-
-    root: Path
-    layout: str
-    class_names: list[str]
-    samples: list[Sample]
-    problems: list[DataProblem] = field(default_factory=list)
-    ignored: list[DataProblem] = field(default_factory=list)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
 
 
 def scan_dataset(root: str | Path, layout: str, check_workers: int = 4,
