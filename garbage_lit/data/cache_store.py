@@ -6,6 +6,10 @@ contents depend on (:func:`content_key`). :func:`cached_entry` fills it under an
 renamed into place only once complete (``rename`` is atomic on one file system). A writer that dies
 mid-fill leaves at most a temporary folder, which the next writer deletes before redoing the fill;
 the kernel drops a dead process's lock, so nobody waits forever. Readers see a complete entry or none.
+
+Long fills (and the scan) show a :func:`progress` bar: tqdm, as Lightning's own bar, on stderr, with the
+count, the rate (images/s) and the time left; it stays quiet when stderr is not a terminal (logs, CI, a
+sweep's job output), so only a person watching sees it.
 """
 
 from __future__ import annotations
@@ -16,15 +20,19 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "complete.json"
 TEMP_PREFIX = ".tmp-"
+
+T = TypeVar("T")
 
 
 def content_key(payload: dict[str, Any]) -> str:
@@ -71,3 +79,9 @@ def cached_entry(cache_dir: str | Path, kind: str, payload: dict[str, Any],
         tmp.rename(entry)
     log.info("cache: filled %s", entry)
     return entry
+
+
+def progress(iterable: Iterable[T] | None, total: int, desc: str, min_total: int = 0) -> tqdm:
+    """A tqdm bar over ``iterable`` (or one to ``update`` by hand); off when ``total < min_total`` or not a terminal."""
+    return tqdm(iterable, total=total, desc=desc, unit="img", dynamic_ncols=True,
+                disable=None if total >= min_total else True)

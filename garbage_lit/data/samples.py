@@ -51,6 +51,11 @@ class ScanResult:
         return len(self.class_names)
 
 
+def relative_file(path: Path, root: Path) -> str:
+    """How a listing names a file: relative to the dataset root, with ``/`` separators."""
+    return path.relative_to(root).as_posix()
+
+
 def content_ids(samples: Sequence[Sample]) -> list[str]:
     """The SHA-256 of each sample's bytes, in order: what a cache of their pixels depends on."""
     missing = [str(s.path) for s in samples if not s.sha256]
