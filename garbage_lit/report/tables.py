@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from garbage_lit.report.jobs import JobResult
 from garbage_lit.run.folder import (
     ACC,
     BIN_ACC,
@@ -20,7 +21,6 @@ from garbage_lit.run.folder import (
     TRAIN,
     metric_key,
 )
-from garbage_lit.sweeps.results import JobResult
 
 # Override keys behind the paper's four columns (model, batch size, optimizer, lr); `seed` tells repeats apart.
 PAPER_OVERRIDES = ("model", "optim", "lr", "batch_size")
