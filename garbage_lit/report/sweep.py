@@ -27,6 +27,7 @@ from garbage_lit.report.paper import (
 )
 from garbage_lit.report.plots import accuracy_comparison_figure, learning_curves_figure
 from garbage_lit.report.tables import (
+    SUMMARY_METRICS,
     Configuration,
     bin_keys,
     common_split,
@@ -38,9 +39,9 @@ from garbage_lit.report.tables import (
     summary_table,
 )
 from garbage_lit.report.writers import format_cell, markdown_table, write_csv
-from garbage_lit.run.folder import COMPLETED, TEST_ACC, TEST_RECALL
+from garbage_lit.run.folder import COMPLETED, TEST_ACC
 
-SUMMARY_COLUMNS = [f"{TEST_ACC} ± std", f"{TEST_RECALL} ± std", "weights", "s/epoch", "best epoch", "status"]
+SUMMARY_COLUMNS = [*(f"{key} ± std" for key in SUMMARY_METRICS), "weights", "s/epoch", "best epoch", "status"]
 EPOCH_NOTE = ("Epochs are counted from 0 in every table and plot, as in metrics.json, Lightning's progress bar and "
               "the paper's figure 6: epoch 9 is the tenth.")
 
