@@ -19,13 +19,12 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 import torch
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from garbage_lit.config import register_resolvers
+from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.run.recorder import MetricsJson
-from garbage_lit.train import _instantiate_callbacks
 
 from common import parser as common_parser
 from common import report, subset, workdir
@@ -33,7 +32,7 @@ from common import report, subset, workdir
 
 def compose_cfg(args: argparse.Namespace, data: Path, work: Path) -> DictConfig:
     register_resolvers()
-    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
             f"model={args.model}", f"model.weights={args.weights}", "data=folder", f"data.root={data}",
             "data.image_cache=true", f"data.image_size={args.image_size}", f"data.resize_size={args.resize_size}",
@@ -56,7 +55,7 @@ def build(cfg: DictConfig):
 
 def through_garbage_lit(cfg: DictConfig) -> float:
     datamodule, model = build(cfg)
-    callbacks = [MetricsJson(cfg.paths.output_dir), *_instantiate_callbacks(cfg, has_val=False)]
+    callbacks = [MetricsJson(cfg.paths.output_dir), *(instantiate(c) for c in cfg.callbacks.values() if c is not None)]
     loggers = [instantiate(c) for c in cfg.logger.values()]
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
     start = time.perf_counter()

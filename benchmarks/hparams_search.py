@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from garbage_lit.config import register_resolvers
+from garbage_lit.features.datamodule import FeatureDataModule
 
 from common import report
 
@@ -36,8 +37,9 @@ def cached_features(run_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     model = instantiate(cfg.model, _convert_="all", num_classes=datamodule.num_classes)
-    datamodule.decide_feature_cache(model.backbone, cfg.model.arch)
-    train, val = datamodule.train_dataloader().dataset, datamodule.val_dataloader()[0].dataset
+    features = FeatureDataModule(datamodule, model.backbone, cfg.model.arch, cfg.feature_cache_views,
+                                 cfg.paths.cache_dir)
+    train, val = features.train_dataloader().dataset, features.val_dataloader()[0].dataset
     return (train.features[0], train.labels, val.features[0], val.labels, train.features.shape[-1],
             datamodule.num_classes)
 

@@ -17,7 +17,7 @@ size-N set is the first N of them (symlinks), so sets are nested and balanced li
 * scan: ``scan_dataset`` (lists, decodes and hashes every file) cold (empty scan cache) and warm (the
   scan cache filled by the cold scan, as every sweep job after the first sees it), beside plain
   PyTorch's set-up, ``torchvision.datasets.ImageFolder(root)`` (lists the files, checks nothing).
-* fill: the feature cache filled through the data module (``data.feature_cache=true``, the train and
+* fill: the feature cache filled through the data module (``feature_cache=true``, the train and
   test splits, one view: rotation off), beside a plain loop (``ImageFolder`` + the same eval transforms
   + ``DataLoader`` + the frozen backbone in ``inference_mode``) over the same N images; with
   ``--fill-repeats R`` each side runs R times, alternating which goes first, and the fastest counts.
@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
-from hydra import compose, initialize_config_module
+from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, open_dict
@@ -51,9 +51,11 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from garbage_lit.config import register_resolvers
-from garbage_lit.data.scan import is_image_file, scan_dataset
+from garbage_lit.config import CONFIG_DIR, register_resolvers
+from garbage_lit.data.images import is_image_file
+from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.transforms import build_transforms
+from garbage_lit.features.datamodule import FeatureDataModule
 from garbage_lit.models import create_backbone
 
 from common import default_data, machine
@@ -125,7 +127,7 @@ def timed(function, *args, **kwargs) -> tuple[float, object]:
 def compose_cfg(args: argparse.Namespace, data: Path, cache: Path) -> DictConfig:
     """The training config the sweeps run with (so the fill here fills the very cache entries they use)."""
     register_resolvers()
-    with initialize_config_module(config_module="garbage_lit.conf", version_base="1.3"):
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=[*overrides(args, data, cache), "data.output_dir=null"])
     with open_dict(cfg):
         cfg.paths.cache_dir = str(cache)
@@ -134,7 +136,7 @@ def compose_cfg(args: argparse.Namespace, data: Path, cache: Path) -> DictConfig
 
 def overrides(args: argparse.Namespace, data: Path, cache: Path) -> list[str]:
     return [f"model={args.model}", "data=folder", f"data.root={data}", f"data.image_size={args.image_size}",
-            f"data.resize_size={args.resize_size}", "data.rotation_degrees=0", "data.feature_cache=true",
+            f"data.resize_size={args.resize_size}", "data.rotation_degrees=0", "feature_cache=true",
             f"batch_size={args.batch_size}", f"epochs={args.epochs}", f"paths.cache_dir={cache}"]
 
 
@@ -149,12 +151,13 @@ def measure_scan(data: Path, work: Path) -> dict[str, float]:
 
 def fill_through_data_module(args: argparse.Namespace, data: Path, cache: Path, backbone: nn.Module) -> float:
     """Seconds to fill the train and test feature caches in ``cache`` through the data module."""
-    datamodule = instantiate(compose_cfg(args, data, cache).data)
-    datamodule.setup("fit")
-    datamodule.decide_feature_cache(backbone, args.model)
+    cfg = compose_cfg(args, data, cache)
+    images = instantiate(cfg.data)
+    images.setup("fit")
+    features = FeatureDataModule(images, backbone, args.model, cfg.feature_cache_views, cfg.paths.cache_dir)
     start = time.perf_counter()
-    datamodule.train_dataloader()
-    datamodule.test_dataloader()
+    features.train_dataloader()
+    features.test_dataloader()
     return time.perf_counter() - start
 
 

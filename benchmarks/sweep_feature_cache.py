@@ -39,7 +39,7 @@ def sweep(side: str, cached: bool, jobs: int, args: argparse.Namespace, data: Pa
                f"data.root={data}", f"optim={optims}", f"lr={','.join(lrs)}", f"epochs={args.epochs}",
                f"batch_size={args.batch_size}", f"data.image_size={args.image_size}",
                f"data.resize_size={args.resize_size}", f"data.rotation_degrees={args.rotation}",
-               f"data.feature_cache={str(cached).lower()}", f"data.feature_cache_views={args.views}",
+               f"feature_cache={str(cached).lower()}", f"feature_cache_views={args.views}",
                f"paths.cache_dir={work / ('cache_' + side)}", f"hydra.sweep.dir={work / side}",
                "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
     print("$", " ".join(command), flush=True)
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=8, help="sweep size: optim {sgd,adam} x jobs/2 learning rates")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--rotation", type=float, default=15, help="random rotation degrees (0: no augmentation)")
-    parser.add_argument("--views", type=int, default=5, help="data.feature_cache_views")
+    parser.add_argument("--views", type=int, default=5, help="feature_cache_views")
     parser.add_argument("--uncached-jobs", type=int, default=2,
                         help="run only this many uncached jobs (the first of the grid) and extrapolate the rest "
                              "from their measured epoch times (0: all, no extrapolation)")

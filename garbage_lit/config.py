@@ -76,13 +76,14 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "data.image_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1 (pixels)"),
     "data.resize_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1 (pixels)"),
     "data.num_workers": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    "data.feature_cache": (lambda v: v in (True, False, "auto"), "true, false or auto"),
-    "data.feature_cache_views": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "feature_cache": (lambda v: v in (True, False, "auto"), "true, false or auto"),
+    "feature_cache_views": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "data.groups": (lambda v: isinstance(v, (str, DictConfig)),
                     "a YAML (class: bin) or CSV (class,bin) file, a {class: bin} mapping, or null for no bins"),
     "trainer.num_nodes": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "callbacks.mid_epoch_checkpoint.every_n_train_steps": (
-        lambda v: _integer(v) and v >= 1, "an integer >= 1, or callbacks.mid_epoch_checkpoint=null to disable"),
+        lambda v: _integer(v) and v >= 1, "an integer >= 1 (with callbacks.mid_epoch_checkpoint.train_time_interval="
+                                          "null), or callbacks.mid_epoch_checkpoint=null to disable"),
 }
 
 
@@ -108,31 +109,30 @@ def validate_config(cfg: DictConfig) -> None:
 def unknown_key_hint(overrides: Sequence[str], config_name: str = "train") -> str | None:
     """For the first override naming a key the config lacks: the keys that exist and the closest one.
 
-    Composes the config once per override (only called after Hydra has already refused the
-    command line, so the cost does not matter).
+    Composes the config twice: once to learn its groups, once with the command's group choices (``model=timm``,
+    ``experiment=finetune``), which decide the keys there are; every other override's key is looked up in that.
     """
     from hydra import compose, initialize_config_dir
 
-    accepted: list[str] = []
+    assignments = [o for o in overrides if "=" in o and not o.startswith(("-", "+", "~", "hydra."))]
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
-        for override in (o for o in overrides if not o.startswith("-")):
-            try:
-                compose(config_name=config_name, overrides=[*accepted, override])
-            except Exception:  # noqa: BLE001 - any refusal: see whether the key is the reason
-                key = override.split("=", 1)[0]
-                if key.startswith(("+", "~", "hydra.")) or "=" not in override:
-                    return None
-                parent, _, leaf = key.rpartition(".")
-                node = OmegaConf.select(compose(config_name=config_name, overrides=accepted), parent) \
-                    if parent else compose(config_name=config_name, overrides=accepted)
-                if not isinstance(node, DictConfig) or leaf in node:
-                    return None
-                allowed = sorted(str(k) for k in node.keys())
-                close = difflib.get_close_matches(leaf, allowed, n=3)
-                return (f"'{key}' is not a config key"
-                        + (f"; did you mean {' or '.join(repr(f'{parent}.{c}' if parent else c) for c in close)}?"
-                           if close else ".")
-                        + f" Keys under {parent or 'the top level'}: {', '.join(allowed)}."
-                        + f" (To add a new key on purpose, write +{override}.)")
-            accepted.append(override)
+        groups = set(compose(config_name=config_name, return_hydra_config=True).hydra.runtime.choices)
+        choices = [o for o in assignments if o.split("=", 1)[0] in groups]
+        try:
+            cfg = compose(config_name=config_name, overrides=choices)
+        except Exception:  # noqa: BLE001 - a refused group choice: Hydra's own message lists the options
+            return None
+    for override in assignments:
+        key = override.split("=", 1)[0]
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent) if parent else cfg
+        if key in groups or not isinstance(node, DictConfig) or leaf in node.keys():  # keys(): ??? values too
+            continue
+        allowed = sorted(str(k) for k in node.keys())
+        close = difflib.get_close_matches(leaf, allowed, n=3)
+        return (f"'{key}' is not a config key"
+                + (f"; did you mean {' or '.join(repr(f'{parent}.{c}' if parent else c) for c in close)}?"
+                   if close else ".")
+                + f" Keys under {parent or 'the top level'}: {', '.join(allowed)}."
+                + f" (To add a new key on purpose, write +{override}.)")
     return None

@@ -22,7 +22,6 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import (
-    multiclass_accuracy,
     multiclass_confusion_matrix,
     multiclass_f1_score,
     multiclass_precision,
@@ -31,9 +30,10 @@ from torchmetrics.functional.classification import (
 
 from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
 from garbage_lit.config import CONFIG_DIR, register_resolvers
-from garbage_lit.data.dataset import ImageDataset
-from garbage_lit.data.groups import bin_metrics, class_bins
-from garbage_lit.data.scan import Sample
+from garbage_lit.data.groups import class_bins
+from garbage_lit.data.images import ImageDataset
+from garbage_lit.data.samples import Sample
+from garbage_lit.models.metrics import bin_metrics, summary_metrics
 from garbage_lit.plots import confusion_figure
 from garbage_lit.run.folder import ACC, BIN_ACC, BIN_RECALL, F1, RECALL, metric_key, write_json_atomic
 
@@ -99,14 +99,14 @@ def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_name
                           bins: Sequence[str] | None = None) -> dict[str, Any]:
     """Accuracy, macro recall/F1 (over the classes present in ``targets``), per-class metrics, confusion.
 
-    The summary metrics are keyed ``<split>/acc``, ``<split>/recall``, ``<split>/f1``, as in metrics.json;
-    with ``bins`` (each class's waste bin) also ``<split>/bin_acc`` and ``<split>/bin_recall/<bin>``.
-
-    Macro averages skip classes with no images in the evaluated data, so a subset of the model's
-    classes is not penalised for classes it cannot contain.
+    The summary metrics are keyed ``<split>/acc``, ``<split>/recall``, ``<split>/f1``, as in metrics.json and
+    with training's definitions (:mod:`garbage_lit.models.metrics`); with ``bins`` (each class's waste bin) also
+    ``<split>/bin_acc`` and ``<split>/bin_recall/<bin>``. Macro averages skip classes with no images in the
+    evaluated data, so a subset of the model's classes is not penalised for classes it cannot contain.
     """
     num_classes = len(class_names)
     preds = probs.argmax(dim=1)
+    summary = summary_metrics(num_classes)(probs, targets)
     per_class = {
         "precision": multiclass_precision(preds, targets, num_classes, average="none"),
         "recall": multiclass_recall(preds, targets, num_classes, average="none"),
@@ -118,8 +118,8 @@ def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_name
     confusion = multiclass_confusion_matrix(preds, targets, num_classes)
     return {
         "images": int(len(targets)),
-        metric_key(split, ACC): multiclass_accuracy(preds, targets, num_classes, average="micro").item(),
-        metric_key(split, RECALL): per_class["recall"][present].mean().item(),
+        metric_key(split, ACC): summary[ACC].item(),
+        metric_key(split, RECALL): summary[RECALL].item(),
         metric_key(split, F1): per_class["f1"][present].mean().item(),
         **(bin_metrics(confusion, bins, split) if bins else {}),
         "classes_evaluated": int(present.sum()),

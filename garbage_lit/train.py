@@ -5,7 +5,7 @@
 
 Each job folder holds ``metrics.json`` (per-epoch history, final test metrics, weights source,
 provenance), ``split_manifest.csv``, ``data_problems.csv`` (when any), ``.hydra/`` (the resolved
-config), ``checkpoints/`` (best and last) and ``tensorboard/``.
+config), ``checkpoints/`` (``model.ckpt``, the kept model, whole; the training checkpoints) and ``tensorboard/``.
 
     python -m garbage_lit.train ... resume=true                   # continue the interrupted run of `...`
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +28,30 @@ import torch
 from hydra.core.plugins import Plugins
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
-from pytorch_lightning.loggers import TensorBoardLogger
 
-from garbage_lit.checkpoints import complete_checkpoints
 from garbage_lit.config import CONFIG_DIR, register_resolvers, unknown_key_hint, validate_config
+from garbage_lit.features.datamodule import backbone_detached, feature_datamodule
+from garbage_lit.models.metrics import per_class_accuracy
 from garbage_lit.plots import confusion_figure
 from garbage_lit.run.failures import recording_stops
-from garbage_lit.run.folder import COMPLETED, LOSS, RUNNING, TEST, TEST_ACC, TEST_RECALL, metric_key, read_metrics
+from garbage_lit.run.folder import (
+    CHECKPOINT_DIR,
+    COMPLETED,
+    MODEL_FILE,
+    PER_CLASS_ACC,
+    RUNNING,
+    TEST,
+    TEST_ACC,
+    TEST_RECALL,
+    metric_key,
+    read_metrics,
+)
 from garbage_lit.run.launch import prepare_sweep_job, share_output_dir_with_ddp_ranks
+from garbage_lit.run.loggers import log_run_summary, run_hparams
 from garbage_lit.run.provenance import provenance
 from garbage_lit.run.recorder import MetricsJson
 from garbage_lit.run.requeue import requeue_callbacks, requeue_point, trainer_plugins
 from garbage_lit.run.resume import continue_in, launch_overrides, leave_pointer, resume_point
-from garbage_lit.run.tensorboard import log_hparams
 from hydra_plugins.garbage_lit_optuna.optuna_sweeper import GarbageLitOptunaSweeper
 from hydra_plugins.garbage_lit_slurm.slurm_launcher import SlurmLauncher
 
@@ -86,13 +97,16 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         optimizer=instantiate(cfg.optim),
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
-
     metrics_json = MetricsJson(output_dir, resuming=resume is not None)
     callbacks = [metrics_json, *requeue_callbacks(output_dir, metrics_json, resuming=resume is not None),
-                 *_instantiate_callbacks(cfg, has_val="val" in datamodule.eval_splits)]
+                 *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                       **trainer_plugins(cfg.trainer))
+    # A frozen backbone's features are computed once and the head trains on them: decided here, where the model
+    # and the trainer's callbacks are both known.
+    features = feature_datamodule(cfg.feature_cache, cfg.feature_cache_views, cfg.paths.cache_dir, datamodule,
+                                  model, trainer)
 
     metrics_json.update(
         status=RUNNING,
@@ -102,32 +116,31 @@ def train(cfg: DictConfig) -> dict[str, Any]:
               "class_names": datamodule.class_names,
               "split_sizes": {k: len(v) for k, v in datamodule.splits.items()},
               "split_manifest_sha256": datamodule.manifest_sha256},
+        feature_cache=features is not None,
         provenance=provenance(),
         overrides=launch_overrides(),  # lets resume=true check a reused folder belongs to this command
         resumed_from=_in_run(resume.ckpt_path, output_dir) if resume and resume.ckpt_path else None,
     )
-    trainer.fit(model, datamodule=datamodule, ckpt_path=resume.ckpt_path if resume is not None else None)
+    with backbone_detached(model) if features is not None else nullcontext():
+        data = features or datamodule
+        trainer.fit(model, datamodule=data, ckpt_path=resume.ckpt_path if resume is not None else None)
+        final: dict[str, Any] = {"checkpoint": f"{CHECKPOINT_DIR}/{MODEL_FILE}" if cfg.save_model else None,
+                                 "epoch": _keep_chosen_epoch(trainer, model)}  # the checkpoint relative to the run
+        if cfg.test:
+            trainer.test(model, datamodule=data)
+            final.update(_test_results(trainer, model))
+    if cfg.save_model:
+        trainer.save_checkpoint(output_dir / CHECKPOINT_DIR / MODEL_FILE, weights_only=True)  # the whole model, once
 
-    checkpoint = next((c for c in trainer.checkpoint_callbacks if isinstance(c, ModelCheckpoint)), None)
-    ckpt_path = checkpoint.best_model_path if checkpoint and checkpoint.best_model_path else None
-    if checkpoint is not None:
-        # Written head-only while training on cached features: the chosen and the last one get their backbone back.
-        complete_checkpoints(trainer, model, [ckpt_path, checkpoint.last_model_path])
-    # Without a monitored metric (or a kept file) the kept epoch is the last one, which the model in memory holds.
-    kept_is_last = not ckpt_path or checkpoint.monitor is None
-    final: dict[str, Any] = {"checkpoint": _in_run(ckpt_path, output_dir) if ckpt_path else None,
-                             "epoch": trainer.current_epoch - 1 if kept_is_last else _checkpoint_epoch(ckpt_path)}
     objective = cfg.get("optimized_metric")
     if objective:
         # The kept epoch's value (metrics.json's row of final["epoch"]): what a sweeper optimizes, never a test metric.
         row = next((e for e in metrics_json.epochs if e["epoch"] == final["epoch"]), {})
         final[objective] = row.get(objective)
-    if cfg.get("test", True):
-        trainer.test(model, datamodule=datamodule, ckpt_path=None if kept_is_last else ckpt_path)
-        final.update(model.final_results)
-        final[metric_key(TEST, LOSS)] = float(trainer.callback_metrics[metric_key(TEST, LOSS)])
-    metrics_json.update(status=COMPLETED, final=final, best_epoch=final["epoch"])
-    _log_to_tensorboard(trainer, cfg, model, final)
+    figures = {metric_key(TEST, "confusion_matrix"): confusion_figure(final["confusion_matrix"], model.class_names)} \
+        if "confusion_matrix" in final else {}
+    log_run_summary(trainer.loggers, run_hparams(cfg, model.weights_source), figures, trainer.global_step)
+    metrics_json.update(status=COMPLETED, final=final, best_epoch=final["epoch"])  # the last thing the run does
     if TEST_ACC in final:
         log.info("test accuracy %.4f, macro recall %.4f (weights: %s); results in %s",
                  final[TEST_ACC], final[TEST_RECALL], model.weights_source, output_dir)
@@ -137,84 +150,32 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return final
 
 
-def _instantiate_callbacks(cfg: DictConfig, has_val: bool) -> list[pl.Callback]:
-    callbacks = []
-    for name, conf in (cfg.get("callbacks") or {}).items():
-        if conf is None:
-            continue
-        callback = instantiate(conf)
-        if isinstance(callback, ModelCheckpoint):
-            if not has_val and str(callback.monitor).startswith("val/"):
-                # Without a validation split, choosing an epoch by test accuracy would leak the test set.
-                log.info("callbacks.%s: no validation split (data.val_ratio=0), keeping the last epoch", name)
-                callback.monitor = None
-            if callback.monitor is None and callback.save_last is True and callback.save_top_k == 1 \
-                    and _saves_every_epoch(conf):
-                # The epoch kept is the newest, so last.ckpt links to it (Lightning's save_last="link") instead
-                # of writing the same state twice every epoch.
-                callback.save_last = "link"
-        callbacks.append(callback)
-    return callbacks
+def _keep_chosen_epoch(trainer: pl.Trainer, model: pl.LightningModule) -> int:
+    """Load the epoch the checkpoint callback chose by a monitored metric into ``model`` (which holds the last one).
+
+    Returns the kept epoch's index.
+    """
+    chooser = trainer.checkpoint_callback
+    if chooser is None or chooser.monitor is None or not chooser.best_model_path:
+        return trainer.current_epoch - 1
+    checkpoint = torch.load(chooser.best_model_path, map_location=model.device, weights_only=True)
+    model.load_state_dict(checkpoint["state_dict"])
+    return int(checkpoint["epoch"])
 
 
-def _saves_every_epoch(conf: DictConfig) -> bool:
-    """Whether a ModelCheckpoint config saves at the end of every epoch (and at no other time)."""
-    return conf.get("every_n_epochs") in (None, 1) and not conf.get("every_n_train_steps") \
-        and not conf.get("train_time_interval")
+def _test_results(trainer: pl.Trainer, model: pl.LightningModule) -> dict[str, Any]:
+    """The final test's logged metrics, its per-class accuracy (None for classes without test images), confusion."""
+    per_class = metric_key(TEST, PER_CLASS_ACC) + "/"
+    logged = {key: float(value) for key, value in trainer.callback_metrics.items()
+              if key.startswith(f"{TEST}/") and not key.startswith(per_class)}
+    return {**logged, PER_CLASS_ACC: per_class_accuracy(model.confusion_matrix, model.class_names),
+            "confusion_matrix": model.confusion_matrix.tolist()}
 
 
 def _in_run(path: str | Path, run_dir: Path) -> str:
     """``path`` as metrics.json records it: relative to the run folder when inside it, so the folder can move."""
     relative = os.path.relpath(path, run_dir)
     return str(path) if relative.startswith("..") else relative
-
-
-def _checkpoint_epoch(ckpt_path: str) -> int:
-    return int(torch.load(ckpt_path, map_location="cpu", weights_only=True, mmap=True)["epoch"])  # no tensor read
-
-
-def _log_to_tensorboard(trainer: pl.Trainer, cfg: DictConfig, model: pl.LightningModule, final: dict) -> None:
-    """Confusion matrix figure and hyperparameters with the final metrics (the HParams dashboard); rank 0 only."""
-    if not trainer.is_global_zero:
-        return  # other DDP ranks have no event writer, as in Lightning's own log_hyperparams
-    for logger in trainer.loggers:
-        if not isinstance(logger, TensorBoardLogger):
-            continue
-        if "confusion_matrix" in final:
-            figure = confusion_figure(final["confusion_matrix"], model.class_names)
-            logger.experiment.add_figure(metric_key(TEST, "confusion_matrix"), figure,
-                                         global_step=trainer.global_step)
-        # The metrics' values are the scalars already logged (HParams shows a tag's last value: test/* from
-        # trainer.test, the optimized val metric's last epoch).
-        bins = [key for key in final if key.startswith(metric_key(TEST, "bin_"))]  # with data.groups
-        keys = (TEST_ACC, TEST_RECALL, metric_key(TEST, LOSS), *bins, cfg.get("optimized_metric"))
-        log_hparams(logger, hparams_of(cfg, model.weights_source),  # swept columns shown first
-                    metrics=[key for key in dict.fromkeys(keys) if key and final.get(key) is not None])
-        logger.finalize("success")
-
-
-# Shown when the config has them (momentum only with SGD, the backbone's lr ratio only when fine-tuning).
-_OPTIONAL_HPARAMS = (("weight_decay", "optim.weight_decay"), ("momentum", "optim.momentum"),
-                     ("label_smoothing", "model.label_smoothing"),
-                     ("backbone_lr_ratio", "callbacks.backbone_finetuning.backbone_initial_ratio_lr"))
-
-
-def hparams_of(cfg: DictConfig, weights_source: str) -> dict[str, Any]:
-    """The flat hyperparameters that tell the jobs of a sweep apart."""
-    return {
-        "model": cfg.model.arch,
-        "weights": weights_source,
-        "freeze_backbone": cfg.model.freeze_backbone,
-        "optimizer": cfg.optim._target_.rsplit(".", 1)[-1],
-        "lr": cfg.lr,
-        "batch_size": cfg.batch_size,
-        "epochs": cfg.epochs,
-        **{name: OmegaConf.select(cfg, key) for name, key in _OPTIONAL_HPARAMS
-           if OmegaConf.select(cfg, key) is not None},
-        "seed": cfg.seed,
-        "scheduler": cfg.scheduler._target_.rsplit(".", 1)[-1] if cfg.get("scheduler") else "none",
-        "data": f"{cfg.data.layout}:{Path(str(cfg.data.root)).name}",
-    }
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -13,8 +13,9 @@ from omegaconf import OmegaConf
 
 from garbage_lit.config import CONFIG_DIR
 from garbage_lit.data import DataError
-from garbage_lit.data.groups import bin_metrics, class_bins
+from garbage_lit.data.groups import class_bins
 from garbage_lit.evaluate import classification_report, format_report
+from garbage_lit.models.metrics import bin_metrics
 from garbage_lit.run.folder import PREDICTIONS_FILE, TEST_BIN_ACC, bin_recall_key, read_metrics
 
 TRASHNET = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
@@ -77,7 +78,7 @@ def test_evaluate_report_shows_bins():
                                    bins=["hazardous", "recyclable", "recyclable"], split="test")
     assert report["test/acc"] == 0.75 and report[TEST_BIN_ACC] == 1.0
     report.update(checkpoint="x.ckpt", data="d", split="test")
-    assert "bin accuracy 1.0000   bin recall: recyclable 1.0000, hazardous 1.0000" in format_report(report)
+    assert "bin accuracy 1.0000   bin recall: hazardous 1.0000, recyclable 1.0000" in format_report(report)
 
 
 @pytest.mark.slow

@@ -9,6 +9,7 @@ import torch
 from hydra.utils import instantiate
 from torch.utils.data import DataLoader, TensorDataset
 
+from garbage_lit.features.datamodule import backbone_detached
 from garbage_lit.models import GarbageClassifier
 
 
@@ -46,12 +47,16 @@ def test_unfrozen_backbone_is_fine_tuned():
     assert not torch.equal(model.backbone.bn1.running_mean, bn_mean_before)
 
 
-def test_feature_batches_skip_the_backbone():
+def test_a_detached_backbone_lets_the_head_take_features_and_comes_back():
     model = _model(freeze=True).eval()
     images = torch.randn(2, 3, 32, 32)
+    backbone = model.backbone
     with torch.no_grad():
-        features = model.backbone(images)
-        torch.testing.assert_close(model({"features": features}), model(images))
+        features, logits = model.backbone(images), model(images)
+        with backbone_detached(model):
+            torch.testing.assert_close(model(features), logits)
+            assert not any(key.startswith("backbone.") for key in model.state_dict())
+    assert model.backbone is backbone
 
 
 def test_config_overrides_reach_optimizer_loader_and_scheduler(make_cfg, folder_dataset):

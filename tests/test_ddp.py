@@ -47,7 +47,7 @@ def test_two_process_ddp_on_cpu_matches_one_process(folder_dataset, make_cfg, tm
     # Only rank 0 (the launched process) wrote TensorBoard events and checkpoints.
     events = list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert events and {e.name.rsplit(".", 2)[1] for e in events} == {str(proc.pid)}
-    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch01.ckpt", "last.ckpt"]
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch01.ckpt", "last.ckpt", "model.ckpt"]
 
     single = train(make_cfg("data=folder", f"data.root={folder_dataset}", "epochs=2", "lr=0.01", "batch_size=4",
                             output_dir=tmp_path / "single"))

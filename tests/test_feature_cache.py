@@ -9,19 +9,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from garbage_lit import train as train_module
 from garbage_lit.callbacks.finetuning import LinearProbeThenFinetune
 from garbage_lit.checkpoints import load_classifier
-from garbage_lit.data.feature_cache import FeatureDataset, ViewSampler, cached_features, feature_cache_decision
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.transforms import build_transforms
+from garbage_lit.features.cache import cached_features
+from garbage_lit.features.datamodule import FeatureDataModule, feature_cache_decision
+from garbage_lit.features.dataset import FeatureDataset, ViewSampler
 from garbage_lit.models import GarbageClassifier
-from garbage_lit.models.classifier import BACKBONE_FINGERPRINT
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
@@ -33,16 +32,16 @@ def _entries(cache: Path, kind: str) -> list[Path]:
 
 def test_head_trained_from_cache_matches_head_trained_through_frozen_backbone(make_cfg, folder_dataset, tmp_path):
     common = ("data=folder", f"data.root={folder_dataset}", "data.rotation_degrees=0", "epochs=1")
-    train(make_cfg(*common, "data.feature_cache=false", output_dir=tmp_path / "plain"))
-    cfg = make_cfg(*common, "data.feature_cache=true", output_dir=tmp_path / "cached")
+    train(make_cfg(*common, "feature_cache=false", output_dir=tmp_path / "plain"))
+    cfg = make_cfg(*common, "feature_cache=true", output_dir=tmp_path / "cached")
     train(cfg)
 
     entries = _entries(Path(cfg.paths.cache_dir), "features")
     assert len(entries) == 2  # train and test split, one view each
     assert sorted(np.load(e / "features.npy").shape for e in entries) == [(1, 6, 512), (1, 24, 512)]
 
-    plain = torch.load(tmp_path / "plain" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
-    cached = torch.load(tmp_path / "cached" / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]
+    plain = torch.load(tmp_path / "plain" / "checkpoints" / "model.ckpt", weights_only=True)["state_dict"]
+    cached = torch.load(tmp_path / "cached" / "checkpoints" / "model.ckpt", weights_only=True)["state_dict"]
     assert not torch.equal(plain["head.weight"], GarbageClassifier("resnet18", 3, weights="none").head.weight)
     torch.testing.assert_close(cached["head.weight"], plain["head.weight"], atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(cached["head.bias"], plain["head.bias"], atol=1e-5, rtol=1e-4)
@@ -72,26 +71,35 @@ def _predicts_its_own_test_result_on_images(ckpt: Path, run: Path, data: Path, r
     assert (predicted == labels).float().mean().item() == pytest.approx(result[TEST_ACC])
 
 
-def test_checkpoint_of_cached_run_is_a_full_model_that_predicts_on_images(make_cfg, folder_dataset, tmp_path):
-    cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "data.feature_cache=true",
-                   "data.feature_cache_views=2", output_dir=tmp_path / "cached")
+def test_the_model_of_a_cached_run_is_whole_and_predicts_on_images(make_cfg, folder_dataset, tmp_path):
+    cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "feature_cache=true",
+                   "feature_cache_views=2", output_dir=tmp_path / "cached")
     result = train(cfg)
-    ckpt = tmp_path / "cached" / "checkpoints" / "last.ckpt"
+    assert result["checkpoint"] == "checkpoints/model.ckpt"  # relative to the run folder
+    ckpt = tmp_path / "cached" / result["checkpoint"]
     checkpoint = torch.load(ckpt, weights_only=True)
-    assert any(k.startswith("backbone.") for k in checkpoint["state_dict"]) and BACKBONE_FINGERPRINT not in checkpoint
+    assert any(k.startswith("backbone.") for k in checkpoint["state_dict"])
     # The saved model (backbone + head trained on features) reproduces the run's test result on images.
     _predicts_its_own_test_result_on_images(ckpt, tmp_path / "cached", folder_dataset, result)
+    # The training checkpoints hold the head alone, and say where the model is.
+    head_only = torch.load(tmp_path / "cached" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert sorted(head_only["state_dict"]) == ["head.bias", "head.weight"]
+    with pytest.raises(ValueError, match=r"holds only the head.*checkpoints/model\.ckpt"):
+        load_classifier(tmp_path / "cached" / "checkpoints" / "last.ckpt")
 
 
 def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cfg, folder_dataset, tmp_path):
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "data.rotation_degrees=30",
-                   "data.feature_cache=true", "data.feature_cache_views=3", output_dir=tmp_path / "run")
+                   "feature_cache=true", "feature_cache_views=3", output_dir=tmp_path / "run")
     from hydra.utils import instantiate
 
-    datamodule = instantiate(cfg.data)
-    datamodule.setup("fit")
+    def features_of(cfg):
+        datamodule = instantiate(cfg.data)
+        datamodule.setup("fit")
+        return FeatureDataModule(datamodule, model.backbone, "resnet18", cfg.feature_cache_views, cfg.paths.cache_dir)
+
     model = instantiate(cfg.model, _convert_="all", num_classes=3)
-    assert datamodule.decide_feature_cache(model.backbone, "resnet18")
+    datamodule = features_of(cfg)
     train_features = datamodule.train_dataloader().dataset
     test_features = datamodule.test_dataloader().dataset
     assert (train_features.views, train_features.num_images) == (3, 24)
@@ -113,11 +121,8 @@ def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cf
 
     # Eval features are the deterministic (unrotated) view: the same as a rotation-free cache.
     again = make_cfg("data=folder", f"data.root={folder_dataset}", "data.rotation_degrees=0",
-                     "data.feature_cache=true", output_dir=tmp_path / "run2")
-    datamodule2 = instantiate(again.data)
-    datamodule2.setup("fit")
-    assert datamodule2.decide_feature_cache(model.backbone, "resnet18")
-    assert datamodule2.test_dataloader().dataset.path == test_features.path
+                     "feature_cache=true", output_dir=tmp_path / "run2")
+    assert features_of(again).test_dataloader().dataset.path == test_features.path
 
 
 def test_feature_cache_key_changes_with_every_input(tmp_path):
@@ -151,34 +156,34 @@ def test_feature_cache_decision_is_exact_or_refused():
     frozen = torch.nn.Linear(2, 2).requires_grad_(False)
     trainable = torch.nn.Linear(2, 2)
     finetuning = [LinearProbeThenFinetune(unfreeze_backbone_at_epoch=1)]
-    assert feature_cache_decision(False, frozen) == (False, "data.feature_cache=false")
+    assert feature_cache_decision(False, frozen) == (False, "feature_cache=false")
     assert feature_cache_decision(True, frozen)[0] and feature_cache_decision("auto", frozen)[0]
     use, reason = feature_cache_decision("auto", trainable)
     assert not use and "model.freeze_backbone=false" in reason
     use, reason = feature_cache_decision("auto", frozen, finetuning)
     assert not use and "LinearProbeThenFinetune" in reason
-    with pytest.raises(ValueError, match=r"data\.feature_cache=true cannot be used here: .*model\.freeze_backbone"):
+    with pytest.raises(ValueError, match=r"feature_cache=true cannot be used here: .*model\.freeze_backbone"):
         feature_cache_decision(True, trainable)
 
 
 def test_finetune_preset_refuses_a_feature_cache_that_would_keep_its_backbone_frozen(make_cfg, folder_dataset):
     cfg = make_cfg("experiment=finetune", "epochs=2", "data=folder", f"data.root={folder_dataset}",
-                   "data.feature_cache=true")
-    with pytest.raises(ValueError, match=r"data\.feature_cache=true cannot be used here: the LinearProbeThenFinetune "
+                   "feature_cache=true")
+    with pytest.raises(ValueError, match=r"feature_cache=true cannot be used here: the LinearProbeThenFinetune "
                                          r"callback \(callbacks\.backbone_finetuning"):
         train(cfg)
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
-    ((), "feature cache on (data.feature_cache=auto: the backbone stays frozen for the whole run)"),
-    (("model.freeze_backbone=false",), "feature cache off (data.feature_cache=auto is off: model.freeze_backbone"),
-    (("experiment=finetune", "epochs=2"), "feature cache off (data.feature_cache=auto is off: the LinearProbeThen"),
+    ((), "feature cache on (feature_cache=auto: the backbone stays frozen for the whole run)"),
+    (("model.freeze_backbone=false",), "feature cache off (feature_cache=auto is off: model.freeze_backbone"),
+    (("experiment=finetune", "epochs=2"), "feature cache off (feature_cache=auto is off: the LinearProbeThen"),
 ])
 def test_auto_caches_features_exactly_when_the_backbone_stays_frozen(make_cfg, folder_dataset, tmp_path, caplog,
                                                                       overrides, expected):
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", *overrides)
-    assert cfg.data.feature_cache == "auto"  # the default
-    caplog.set_level(logging.INFO, logger="garbage_lit.data.datamodule")
+    assert cfg.feature_cache == "auto"  # the default
+    caplog.set_level(logging.INFO, logger="garbage_lit.features.datamodule")
     train(cfg)
     assert [r.getMessage() for r in caplog.records if "feature cache o" in r.getMessage()][0].startswith(expected)
     # On: features of the train and test split were cached (and trained on); off: nothing was.
@@ -199,36 +204,25 @@ def test_lean_batches_are_the_per_image_loaders_batches(tmp_path):
     reference = list(DataLoader(per_image, batch_size=4, sampler=ViewSampler(dataset)))  # one image at a time
     assert [len(y) for _, y in lean] == [4, 4, 2]
     for (inputs, targets), (x, y) in zip(lean, reference, strict=True):
-        assert torch.equal(inputs["features"], x) and torch.equal(targets, y)
+        assert torch.equal(inputs, x) and torch.equal(targets, y)
     evaluation = list(dataset.loader(batch_size=4, shuffle=False))
-    assert torch.equal(torch.cat([x["features"] for x, _ in evaluation]), flat[:10])  # images in order, view 0
+    assert torch.equal(torch.cat([x for x, _ in evaluation]), flat[:10])  # images in order, view 0
 
 
-class _Interrupt(pl.Callback):
-    """Fails the run at the start of epoch 1, after epoch 0's checkpoints were written."""
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
-        if trainer.current_epoch == 1:
-            raise RuntimeError("interrupted")
-
-
-def test_head_only_checkpoints_resume_and_the_final_checkpoint_predicts(make_cfg, folder_dataset, tmp_path,
-                                                                                 monkeypatch):
+def test_head_only_checkpoints_resume_and_the_run_ends_with_a_whole_model(make_cfg, folder_dataset, tmp_path):
     common = ("data=folder", f"data.root={folder_dataset}", "epochs=2", "optim=adam", "lr=0.01")
     train(make_cfg(*common, output_dir=tmp_path / "whole"))
 
     run = tmp_path / "interrupted"
-    build = train_module._instantiate_callbacks
-    monkeypatch.setattr(train_module, "_instantiate_callbacks", lambda *a, **k: [*build(*a, **k), _Interrupt()])
     with pytest.raises(RuntimeError, match="interrupted"):
-        train(make_cfg(*common, output_dir=run))
-    monkeypatch.undo()
+        train(make_cfg(*common, "+callbacks.fail._target_=helpers.callbacks.FailAtEpoch", output_dir=run))
     head_only = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     assert head_only["epoch"] == 0 and sorted(head_only["state_dict"]) == ["head.bias", "head.weight"]
-    assert len(head_only[BACKBONE_FINGERPRINT]) == 64
+    assert len(head_only["FeatureDataModule"]["backbone_fingerprint"]) == 64
+    assert not (run / "checkpoints" / "model.ckpt").exists()
     with pytest.raises(ValueError, match="holds only the head") as refused:
         load_classifier(run / "checkpoints" / "last.ckpt")
-    assert f"Resume that run to finish it (add ckpt_path={run} to its training command)" in str(refused.value)
+    assert f"resume the run (add ckpt_path={run} to its training command)" in str(refused.value)
     assert "model.weights" not in str(refused.value)  # loading for use sets no weights: nothing to blame
 
     resumed = train(make_cfg(*common, f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", output_dir=tmp_path / "x"))
@@ -236,7 +230,32 @@ def test_head_only_checkpoints_resume_and_the_final_checkpoint_predicts(make_cfg
     assert [r["epoch"] for r in rows[1]] == [0, 1] and resumed["epoch"] == 1
     assert {k: v for k, v in rows[1][0].items() if k != "seconds"} == {k: v for k, v in rows[0][0].items()
                                                                       if k != "seconds"}
-    final = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
-    assert final["epoch"] == 1 and BACKBONE_FINGERPRINT not in final
-    assert any(k.startswith("backbone.") for k in final["state_dict"])
-    _predicts_its_own_test_result_on_images(run / "checkpoints" / "last.ckpt", run, folder_dataset, resumed)
+    _predicts_its_own_test_result_on_images(run / resumed["checkpoint"], run, folder_dataset, resumed)
+
+
+def test_a_head_trained_on_other_backbone_weights_is_not_resumed(make_cfg, folder_dataset, tmp_path):
+    common = ("data=folder", f"data.root={folder_dataset}", "epochs=2")
+    run = tmp_path / "run"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        train(make_cfg(*common, "+callbacks.fail._target_=helpers.callbacks.FailAtEpoch", output_dir=run))
+    torch.manual_seed(1)
+    weights = tmp_path / "other.pth"
+    torch.save(GarbageClassifier("resnet18", 3, weights="none").backbone.state_dict(), weights)
+    with pytest.raises(ValueError, match=r"trained on cached features of the resnet18 backbone with weights .* "
+                                         r"resume with the model config the run was trained with"):
+        train(make_cfg(*common, f"model.weights={weights}", f"ckpt_path={run}", output_dir=tmp_path / "x"))
+
+
+def test_a_batch_transform_trains_on_images_with_soft_labels_and_is_never_cached(make_cfg, folder_dataset, tmp_path,
+                                                                                 caplog):
+    mixup = "data.batch_transform={_target_:torchvision.transforms.v2.MixUp,_partial_:true,alpha:1.0}"
+    cfg = make_cfg("data=folder", f"data.root={folder_dataset}", mixup, "epochs=2", output_dir=tmp_path / "run")
+    caplog.set_level(logging.INFO, logger="garbage_lit.features.datamodule")
+    result = train(cfg)
+    assert "feature cache off (feature_cache=auto is off: data.batch_transform mixes" in caplog.text
+    rows = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]
+    assert all(0.0 <= row["train/acc"] <= 1.0 and row["train/loss"] > 0 for row in rows)  # metrics on hard labels
+    assert 0.0 <= result[TEST_ACC] <= 1.0
+    with pytest.raises(ValueError, match=r"feature_cache=true cannot be used here: data\.batch_transform mixes"):
+        train(make_cfg("data=folder", f"data.root={folder_dataset}", mixup, "feature_cache=true",
+                       output_dir=tmp_path / "cached"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from garbage_lit.checkpoints import load_classifier
@@ -14,19 +13,7 @@ from garbage_lit.models.schedules import warmup_cosine_factor
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
-
-
-class BackboneStateProbe(pl.Callback):
-    """Records, per epoch, whether the backbone trains (mode, trainable parameters) and each param group's lr."""
-
-    def __init__(self) -> None:
-        self.by_epoch: dict[int, tuple[bool, bool, list[float]]] = {}
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        backbone = pl_module.backbone
-        self.by_epoch[trainer.current_epoch] = (
-            backbone.training, any(p.requires_grad for p in backbone.parameters()),
-            [round(group["lr"], 8) for group in trainer.optimizers[0].param_groups])
+from helpers.callbacks import BackboneStateProbe
 
 
 def test_finetune_preset_composes_with_its_recipe(make_cfg):
@@ -43,23 +30,13 @@ def test_finetune_preset_composes_with_its_recipe(make_cfg):
 
 
 @pytest.mark.slow
-def test_finetune_warms_up_frozen_then_unfreezes_backbone(make_cfg, folder_dataset, tmp_path, monkeypatch):
+def test_finetune_warms_up_frozen_then_unfreezes_backbone(make_cfg, folder_dataset, tmp_path):
     out = tmp_path / "ft"
-    cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "experiment=finetune", "epochs=2", output_dir=out)
-    probe = BackboneStateProbe()
-    original = train.__globals__["_instantiate_callbacks"]
-    frozen_weight = {}
-
-    class Snapshot(pl.Callback):
-        def on_fit_start(self, trainer, pl_module):
-            frozen_weight["start"] = pl_module.backbone.conv1.weight.detach().clone()
-
-        def on_train_epoch_end(self, trainer, pl_module):
-            frozen_weight[trainer.current_epoch] = pl_module.backbone.conv1.weight.detach().clone()
-
-    monkeypatch.setitem(train.__globals__, "_instantiate_callbacks",
-                        lambda *a, **k: [*original(*a, **k), probe, Snapshot()])
+    cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "experiment=finetune", "epochs=2",
+                   "+callbacks.probe._target_=helpers.callbacks.BackboneStateProbe", output_dir=out)
     result = train(cfg)
+    probe = BackboneStateProbe.latest
+    frozen_weight = probe.first_weight
 
     # Epoch 0: linear probe (frozen backbone in eval mode, one param group, head lr warming up to half);
     # epoch 1: fine-tuning (backbone trainable, in train mode, its own group at 0.1 x the head's full lr).
@@ -69,8 +46,8 @@ def test_finetune_warms_up_frozen_then_unfreezes_backbone(make_cfg, folder_datas
     assert not torch.equal(frozen_weight[0], frozen_weight[1])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "completed" and 0.0 <= result[TEST_ACC] <= 1.0
-    # The fine-tuned checkpoint (with the callback's state) loads for inference like any other.
-    loaded = load_classifier(out / "checkpoints" / "last.ckpt")
+    # The run's model loads for inference like any other.
+    loaded = load_classifier(out / "checkpoints" / "model.ckpt")
     assert not loaded.training and torch.equal(loaded.backbone.conv1.weight, frozen_weight[1])
 
 

@@ -13,7 +13,7 @@ import yaml
 from optuna.trial import TrialState
 
 from garbage_lit.config import ConfigError
-from garbage_lit.report import main as report_main
+from garbage_lit.report.__main__ import main as report_main
 from garbage_lit.run.folder import TEST_ACC, read_metrics
 from garbage_lit.search.space import parse_space
 from garbage_lit.search.storage import check_driver
@@ -58,15 +58,10 @@ def test_search_refuses_to_start_without_a_validation_split(make_cfg):
 
 def test_main_returns_the_validation_metric_never_the_test_one(make_cfg, folder_dataset, tmp_path, monkeypatch):
     """Honest sweeps: the value a sweeper sees is val/acc of the kept epoch, whatever the test split says."""
-    from garbage_lit.models.classifier import GarbageClassifier
+    from garbage_lit import train as train_module
 
-    original = GarbageClassifier.on_test_epoch_end
-
-    def poisoned(self):
-        original(self)
-        self.final_results[TEST_ACC] = -1.0
-
-    monkeypatch.setattr(GarbageClassifier, "on_test_epoch_end", poisoned)
+    original = train_module._test_results
+    monkeypatch.setattr(train_module, "_test_results", lambda *args: {**original(*args), TEST_ACC: -1.0})
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "data.val_ratio=0.3", "epochs=2",
                    output_dir=tmp_path / "with_val")
     final = train(cfg)

@@ -11,8 +11,8 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from garbage_lit.data import scan as scan_module
-from garbage_lit.data.feature_cache import extract_features
 from garbage_lit.data.scan import scan_dataset
+from garbage_lit.features.cache import extract_features
 
 
 class Terminal(io.StringIO):

@@ -8,12 +8,11 @@ from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
-from pytorch_lightning.loggers import TensorBoardLogger
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 from tensorboard.plugins.hparams import backend_context, metadata
 
 from garbage_lit.config import CONFIG_DIR
-from garbage_lit.run.tensorboard import log_hparams, sweep_run_name
+from garbage_lit.run.tensorboard import SweepTensorBoardLogger, sweep_run_name
 
 SWEEP = ["optim=sgd,adam", "lr=0.003,0.01", "data.image_size=32,64", "epochs=1"]  # as typed after -m
 JOB = ["optim=adam", "lr=0.01", "data.image_size=64", "epochs=1"]                  # what job 7 of it got
@@ -47,11 +46,10 @@ def test_sweep_job_run_is_named_by_the_overrides_that_vary(tmp_path):
 def test_hparams_table_shows_model_optimizer_lr_batch_size_and_swept_knobs_first(tmp_path):
     in_sweep_job(tmp_path / "sweep")
     try:
-        logger = TensorBoardLogger(tmp_path / "job", name="tensorboard", version=sweep_run_name(),
-                                   default_hp_metric=False)
-        logger.log_metrics({"test/acc": 0.75, "test/recall": 0.5}, step=7)  # as trainer.test logs the final metrics
-        log_hparams(logger, HPARAMS, metrics=("test/acc", "test/recall"))
-        logger.finalize("success")
+        logger = SweepTensorBoardLogger(tmp_path / "job", hparams_metrics=["test/acc", "test/rec*", "val/acc"])
+        logger.log_metrics({"test/acc": 0.75, "test/recall": 0.5, "test/loss": 1.0}, step=7)  # as trainer.test logs
+        logger.finalize("success")  # as Lightning does after the test, before the run logs its hyperparameters
+        logger.log_hyperparams(HPARAMS)
     finally:
         HydraConfig.instance().cfg = None
 
@@ -65,7 +63,7 @@ def test_hparams_table_shows_model_optimizer_lr_batch_size_and_swept_knobs_first
     # The HParams table ticks the first five: exactly the swept knobs and the four every sweep is read by.
     assert columns[:5] == ["batch_size", "data.image_size", "lr", "model", "optimizer"]
     assert set(columns[5:]) == {"weights", "freeze_backbone", "epochs", "seed", "scheduler", "data"}
-    assert [m.name.tag for m in experiment.metric_infos] == ["test/acc", "test/recall"]
+    assert [m.name.tag for m in experiment.metric_infos] == ["test/acc", "test/recall"]  # the logged tags matching
     start = metadata.parse_session_start_info_plugin_data(tags[metadata.SESSION_START_INFO_TAG])
     assert start.hparams["optimizer"].string_value == "Adam" and start.hparams["lr"].number_value == 0.01
     assert start.hparams["data.image_size"].string_value == "64"

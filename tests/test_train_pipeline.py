@@ -26,7 +26,7 @@ def test_train_writes_metrics_manifest_checkpoints_and_tensorboard(make_cfg, fol
     assert sum(map(sum, metrics["final"]["confusion_matrix"])) == 6  # 20% of 3 x 10
     assert metrics["data"]["split_sizes"] == {"train": 24, "val": 0, "test": 6}
     assert (out / "split_manifest.csv").is_file()
-    assert (out / "checkpoints" / "last.ckpt").is_file()
+    assert (out / "checkpoints" / "last.ckpt").is_file() and (out / "checkpoints" / "model.ckpt").is_file()
     assert list((out / "tensorboard").glob("events.out.tfevents.*"))
 
 

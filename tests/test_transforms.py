@@ -42,3 +42,18 @@ def test_interpolation_reaches_every_resize_and_unknown_names_the_key():
         assert resize.interpolation == InterpolationMode.BICUBIC
     with pytest.raises(ValueError, match="data.interpolation='lanczos' is not known; choose one of bilinear, bicubic"):
         build_transforms(False, 32, 40, interpolation="lanczos")
+
+
+def test_collate_then_transforms_the_collated_batch():
+    from torch.utils.data import DataLoader, TensorDataset
+    from torchvision.transforms import v2
+
+    from garbage_lit.data.transforms import CollateThen
+
+    images, labels = torch.rand(8, 3, 4, 4), torch.arange(8) % 4
+    torch.manual_seed(0)
+    mixed, soft = next(iter(DataLoader(TensorDataset(images, labels), batch_size=8,
+                                       collate_fn=CollateThen(v2.MixUp(num_classes=4, alpha=1.0)))))
+    assert mixed.shape == images.shape and soft.shape == (8, 4)
+    torch.testing.assert_close(soft.sum(dim=1), torch.ones(8))  # class probabilities, mixing two labels
+    assert not torch.equal(mixed, images)

@@ -39,7 +39,7 @@ def trained(tmp_path_factory) -> dict:
     data = make_folder_dataset(base / "data")
     run = base / "run"
     train(compose_fast_cfg(base, "data=folder", f"data.root={data}", output_dir=run))
-    return {"data": data, "run": run, "ckpt": run / "checkpoints" / "last.ckpt",
+    return {"data": data, "run": run, "ckpt": run / "checkpoints" / "model.ckpt",
             "metrics": json.loads((run / "metrics.json").read_text())}
 
 

@@ -37,7 +37,7 @@ def trained(request, tmp_path_factory) -> dict:
     cfg = compose_fast_cfg(base, f"model={zoo}", f"model.arch={arch}", "model.weights=none", "data=folder",
                            f"data.root={data}", "data.image_size=64", "data.resize_size=72", output_dir=run)
     train(cfg)
-    return {"zoo": zoo, "arch": arch, "data": data, "run": run, "ckpt": run / "checkpoints" / "last.ckpt",
+    return {"zoo": zoo, "arch": arch, "data": data, "run": run, "ckpt": run / "checkpoints" / "model.ckpt",
             "metrics": json.loads((run / "metrics.json").read_text())}
 
 
@@ -155,19 +155,3 @@ def test_timm_arch_loads_a_state_dict_file(tmp_path):
     assert torch.equal(backbone.module.layer4[1].conv2.weight, reference.layer4[1].conv2.weight)
 
 
-def test_checkpoint_from_before_model_arch_still_loads_with_bilinear_resize(tmp_path):
-    """Checkpoints written with model.backbone (no zoo, no interpolation) load as they were trained."""
-    from helpers.models import save_untrained_checkpoint
-
-    ckpt = save_untrained_checkpoint(tmp_path / "new.ckpt", "resnet18", ["a", "b"])
-    checkpoint = torch.load(ckpt, weights_only=True)
-    hparams = checkpoint["hyper_parameters"]
-    hparams["backbone"] = hparams.pop("arch")
-    del hparams["zoo"]
-    old = tmp_path / "old.ckpt"
-    torch.save(checkpoint, old)
-    model = load_classifier(old)
-    assert model.hparams.arch == "resnet18" and model.hparams.zoo is None
-    resize = eval_transform(model).transforms[0].transforms[0]
-    assert resize.interpolation == torchvision.transforms.InterpolationMode.BILINEAR
-    torch.testing.assert_close(model.head.weight, checkpoint["state_dict"]["head.weight"])

@@ -11,18 +11,16 @@ from pathlib import Path
 
 import pytorch_lightning as pl
 from lightning_utilities.core.rank_zero import rank_zero_only
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from garbage_lit.data.cache_store import content_ids
-from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_duplicates, summary, write_duplicates
-from garbage_lit.data.feature_cache import FeatureDataset, cached_features, feature_cache_decision, module_fingerprint
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
-from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
+from garbage_lit.data.images import ImageDataset
+from garbage_lit.data.samples import DataError, DataProblem, Sample, ScanResult
+from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.split import SPLITS, images_to_reach, read_manifest, stratified_split, write_manifest
-from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, epoch_transforms
+from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CollateThen, build_transforms, epoch_transforms
 from garbage_lit.run.folder import DUPLICATES_FILE, MANIFEST_FILE, PROBLEMS_FILE
 
 log = logging.getLogger(__name__)
@@ -46,12 +44,13 @@ class GarbageDataModule(pl.LightningDataModule):
     ``groups`` maps classes to waste bins (a dict, or a YAML / CSV file; see :mod:`garbage_lit.data.groups`);
     garbage_classify's ``group/item`` classes have bins without it. ``class_bins`` is then the bin of each class.
 
+    ``batch_transform`` (a partial taking ``num_classes``, e.g. torchvision's ``MixUp``/``CutMix``) transforms each
+    collated training batch ``(images, labels)``; its labels may come out soft (class probabilities), which the
+    classifier's loss takes as they are.
+
     ``scan_cache`` keeps each file's check result in ``cache_dir``, so later jobs skip re-reading unchanged files.
-    ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. ``feature_cache`` (true,
-    false, auto) makes the training loaders serve cached features of the trainer's model's frozen
-    ``backbone`` instead of images (``feature_cache_views`` augmented views per training image when
-    rotation is on); the module owns that decision and refuses it when the backbone would train
-    (see :func:`~garbage_lit.data.feature_cache.feature_cache_decision`).
+    ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. (Cached backbone features are
+    :mod:`garbage_lit.features`' business: they need the model too.)
     """
 
     def __init__(
@@ -77,15 +76,17 @@ class GarbageDataModule(pl.LightningDataModule):
         dedupe: bool = False,
         output_dir: str | Path | None = None,
         image_cache: bool = False,
-        feature_cache: bool | str = "auto",
-        feature_cache_views: int = 5,
         cache_dir: str | Path | None = None,
         groups: str | Path | dict[str, str] | None = None,
         scan_cache: bool = True,
         eval_test: bool = True,
+        batch_transform: Callable[..., Callable] | None = None,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(logger=False)
+        # The batch transform's partial stays out of checkpoints, so they load with weights_only=True.
+        self.save_hyperparameters(logger=False, ignore=["batch_transform"])
+        self.batch_transform_factory = batch_transform
+        self.batch_transform: Callable | None = None
         self.root = Path(root).expanduser().resolve()
         self.output_dir = Path(output_dir) if output_dir else None
         self.scan: ScanResult | None = None
@@ -93,8 +94,6 @@ class GarbageDataModule(pl.LightningDataModule):
         self.manifest_sha256: str | None = None
         self.class_bins: list[str] | None = None
         self.duplicates: list[DuplicateGroup] = []
-        self._feature_backbone: tuple[nn.Module | None, str, str] | None = None  # module, name, fingerprint
-        self._feature_sets: dict[str, FeatureDataset] = {}
 
     # -- set-up ---------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:
@@ -109,6 +108,8 @@ class GarbageDataModule(pl.LightningDataModule):
         training = stage in (None, "fit")
         scan = scan_dataset(self.root, hp.layout, cache_dir=hp.cache_dir if hp.scan_cache else None)
         self.class_bins = class_bins(scan.class_names, hp.groups)
+        if self.batch_transform_factory is not None:
+            self.batch_transform = self.batch_transform_factory(num_classes=scan.num_classes)
         if hp.split_manifest:
             assignment = read_manifest(Path(hp.split_manifest), self.root, scan.samples, scan.class_names)
         else:
@@ -272,14 +273,24 @@ class GarbageDataModule(pl.LightningDataModule):
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         hp = self.hparams
-        if self.serves_features:
-            # Features sit in memory on the model's device: worker processes would only add overhead.
-            return self._features(split).loader(hp.batch_size, shuffle)
-        return DataLoader(self._images(split, train=split == "train"), batch_size=hp.batch_size, shuffle=shuffle,
+        mixed = split == "train" and self.batch_transform is not None
+        return DataLoader(self.dataset(split, train=split == "train"), batch_size=hp.batch_size, shuffle=shuffle,
                           num_workers=hp.num_workers, pin_memory=hp.pin_memory,
-                          persistent_workers=hp.persistent_workers and hp.num_workers > 0)
+                          persistent_workers=hp.persistent_workers and hp.num_workers > 0,
+                          collate_fn=CollateThen(self.batch_transform) if mixed else None)
 
-    def _images(self, split: str, train: bool) -> Dataset:
+    @property
+    def augments_training(self) -> bool:
+        """Whether training images are randomly transformed (so no two epochs see quite the same pixels)."""
+        return bool(self.hparams.rotation_degrees) or self.hparams.augment == "strong"
+
+    def transform_settings(self, train: bool) -> dict:
+        """Every setting that decides what :meth:`dataset` yields for ``train``: what caches of it are keyed by."""
+        augmented = train and self.augments_training
+        return {**self.preprocessing(), "rotation_degrees": self.hparams.rotation_degrees if augmented else 0,
+                "augment": self.hparams.augment if augmented else "none"}
+
+    def dataset(self, split: str, train: bool) -> Dataset:
         """The images of ``split`` with (training if ``train``) transforms, from the decoded-image cache if enabled."""
         hp = self.hparams
         samples = self.splits[split]
@@ -288,62 +299,14 @@ class GarbageDataModule(pl.LightningDataModule):
             return ImageDataset(samples, build_transforms(train, hp.image_size, hp.resize_size,
                                                           hp.rotation_degrees, hp.mean, hp.std, hp.augment,
                                                           hp.interpolation))
-        path = decoded_images(samples, hp.image_size, hp.resize_size, self._cache_dir("image_cache"),
+        path = decoded_images(samples, hp.image_size, hp.resize_size, self._cache_dir(),
                               workers=max(hp.num_workers, 1), interpolation=hp.interpolation)
         return DecodedImageDataset(path, [s.label for s in samples],
                                    epoch_transforms(train, hp.rotation_degrees, hp.mean, hp.std))
 
-    # -- feature cache --------------------------------------------------------------------------
-    def decide_feature_cache(self, backbone: nn.Module, backbone_name: str, callbacks: Sequence[object] = (),
-                             world_size: int = 1, fingerprint: Callable[[], str] | None = None) -> bool:
-        """Whether the loaders serve cached features of ``backbone`` instead of images; logs the decision and why.
-
-        Called by the first loader of a fit with the trainer's model, callbacks and number of processes
-        (see :func:`~garbage_lit.data.feature_cache.feature_cache_decision` for the rules). ``fingerprint``
-        gives the backbone's weights fingerprint where the caller keeps one (default: computed here).
-        """
-        use, reason = feature_cache_decision(self.hparams.feature_cache, backbone, callbacks, world_size)
-        log.info("feature cache %s (%s)", "on" if use else "off", reason)
-        if use:
-            self._feature_backbone = (backbone, backbone_name,
-                                      fingerprint() if fingerprint else module_fingerprint(backbone))
-        else:
-            self._feature_backbone = (None, "", "")
-        self._feature_sets = {}
-        return use
-
-    @property
-    def serves_features(self) -> bool:
-        """Whether the loaders serve cached features (decided, with the trainer's model, at the first loader)."""
-        if self._feature_backbone is None:
-            if self.trainer is None:
-                return False
-            model = self.trainer.lightning_module
-            self.decide_feature_cache(model.backbone, model.hparams.arch, self.trainer.callbacks,
-                                      self.trainer.world_size, model.backbone_fingerprint)
-        return self._feature_backbone[0] is not None
-
-    def _features(self, split: str) -> FeatureDataset:
-        if split not in self._feature_sets:
-            hp = self.hparams
-            backbone, name, fingerprint = self._feature_backbone
-            augmented = split == "train" and (bool(hp.rotation_degrees) or hp.augment == "strong")
-            preprocessing = {**self.preprocessing(), "rotation_degrees": hp.rotation_degrees if augmented else 0,
-                             "augment": hp.augment if augmented else "none"}
-            samples = self.splits[split]
-            path = cached_features(backbone, name, self._images(split, train=augmented),
-                                   content_ids(samples), preprocessing,
-                                   hp.feature_cache_views if augmented else 1, self._cache_dir("feature_cache"),
-                                   batch_size=hp.batch_size, num_workers=hp.num_workers, fingerprint=fingerprint)
-            device = next(backbone.parameters()).device
-            self._feature_sets[split] = FeatureDataset(path, [s.label for s in samples], device)
-            log.info("feature cache: %s split served from %s (%d view(s))", split, path.parent,
-                     self._feature_sets[split].views)
-        return self._feature_sets[split]
-
-    def _cache_dir(self, option: str) -> Path:
+    def _cache_dir(self) -> Path:
         if self.hparams.cache_dir is None:
-            raise DataError(f"data.{option}=true needs data.cache_dir (default: paths.cache_dir) to name a folder")
+            raise DataError("data.image_cache=true needs data.cache_dir (default: paths.cache_dir) to name a folder")
         return Path(self.hparams.cache_dir).expanduser()
 
 

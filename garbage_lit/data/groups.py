@@ -11,11 +11,9 @@ import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import torch
 import yaml
 
-from garbage_lit.data.scan import DataError
-from garbage_lit.run.folder import BIN_ACC, bin_recall_key, metric_key
+from garbage_lit.data.samples import DataError
 
 GROUPS_EN = {"其他垃圾": "other", "厨余垃圾": "kitchen", "可回收物": "recyclable", "有害垃圾": "hazardous"}
 BIN_COLUMNS = ("class", "bin")  # the header of a CSV mapping
@@ -51,12 +49,6 @@ def class_bins(class_names: Sequence[str], groups: str | Path | Mapping[str, str
     return [str(mapping[name]) for name in class_names]
 
 
-def bin_names(bins: Sequence[str]) -> list[str]:
-    """The distinct bins, garbage_classify's four in their usual order first, others as they first appear."""
-    known = [b for b in GROUPS_EN.values() if b in bins]
-    return known + [b for b in dict.fromkeys(bins) if b not in known]
-
-
 def _read_mapping(groups: str | Path | Mapping[str, str]) -> tuple[dict[str, str], str]:
     """The class -> bin mapping and where it came from (for error messages)."""
     if isinstance(groups, Mapping):
@@ -77,19 +69,3 @@ def _read_mapping(groups: str | Path | Mapping[str, str]) -> tuple[dict[str, str
         raise DataError(f"data.groups={path}: expected a YAML mapping of class name to bin name "
                         f"(e.g. `glass: recyclable`)")
     return {str(k): str(v) for k, v in mapping.items()}, str(path)
-
-
-def bin_metrics(confusion: torch.Tensor, bins: Sequence[str], split: str) -> dict[str, float]:
-    """``<split>/bin_acc`` and ``<split>/bin_recall/<bin>`` from a class confusion matrix (rows: true class).
-
-    A bin without images in the data gets no recall.
-    """
-    names = bin_names(bins)
-    to_bin = torch.zeros(len(bins), len(names), dtype=torch.float64)
-    to_bin[torch.arange(len(bins)), torch.tensor([names.index(b) for b in bins])] = 1.0
-    binned = to_bin.T @ confusion.detach().cpu().to(torch.float64) @ to_bin  # true bin x predicted bin
-    support = binned.sum(dim=1)
-    metrics = {metric_key(split, BIN_ACC): (binned.trace() / binned.sum()).item() if binned.sum() else float("nan")}
-    metrics.update({bin_recall_key(split, name): (binned[i, i] / support[i]).item()
-                    for i, name in enumerate(names) if support[i]})
-    return metrics

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from garbage_lit.data.scan import DataError, Sample
+from garbage_lit.atomic import atomic_write
+from garbage_lit.data.samples import DataError, Sample
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("file", "label", "class_name", "split", "sha256")
@@ -67,15 +68,12 @@ def images_to_reach(split: str, test_ratio: float, val_ratio: float) -> int:
 def write_manifest(path: Path, root: Path, samples: Sequence[Sample], splits: Sequence[str],
                    class_names: Sequence[str]) -> str:
     """Write the split manifest CSV atomically; return its SHA-256 (recorded as provenance)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_write(path, newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(MANIFEST_COLUMNS)
         for sample, split in zip(samples, splits):
             writer.writerow([sample.path.relative_to(root).as_posix(), sample.label,
                              class_names[sample.label], split, sample.sha256])
-    tmp.replace(path)
     return file_sha256(path)
 
 

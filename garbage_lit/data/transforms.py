@@ -8,9 +8,10 @@ whose uint8 kernels rotate many times faster than the float path tensors take.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
+from torch.utils.data import default_collate
 from torchvision.transforms import InterpolationMode, v2
 
 AUGMENTATIONS = ("paper", "strong")
@@ -67,3 +68,16 @@ def build_transforms(train: bool, image_size: int = 224, resize_size: int = 256,
         return strong_train_transforms(image_size, mean, std, interpolation)
     return v2.Compose([geometry_transforms(image_size, resize_size, interpolation),
                        epoch_transforms(train, rotation_degrees, mean, std)])
+
+
+class CollateThen:
+    """``default_collate``, then a transform of the whole batch ``(images, labels)`` (e.g. MixUp or CutMix).
+
+    A class rather than a closure, so DataLoader workers started by pickling can carry it.
+    """
+
+    def __init__(self, transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> None:
+        self.transform = transform
+
+    def __call__(self, batch: list) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(*default_collate(batch))

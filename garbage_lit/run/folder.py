@@ -4,23 +4,23 @@ A job's folder holds ``metrics.json`` (status, per-epoch history, final test met
 ``split_manifest.csv``, ``failure.log`` when it failed or was interrupted, ``data_problems.csv`` /
 ``duplicates.csv`` when the data had any, ``checkpoints/``, ``tensorboard/``, Hydra's ``.hydra/`` and, once
 it was resumed after a failure, ``attempts/`` (the earlier attempts' failure logs). Paths it records about
-itself are relative to it, so the folder can be moved or copied and resumed there. Every other module reads
-and writes run folders through the names and functions here.
+itself are relative to it, so the folder can be moved or copied and resumed there. A sweep's folder holds
+``multirun.yaml`` and, after a search, ``search.json`` and ``trials.csv``. Every other module reads and writes
+run and sweep folders through the names and functions here.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
 import traceback
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from omegaconf import OmegaConf
+
+from garbage_lit.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,11 @@ POINTER_FILE = "resumed_in.txt"      # left in a launch's own folder when it con
 PREDICTIONS_FILE = "test_predictions.csv"  # the final test of the chosen checkpoint, one row per test image
 PREDICTION_COLUMNS = ("file", "label", "predicted", "probability")  # file relative to the data root
 CHECKPOINT_DIR = "checkpoints"
+MODEL_FILE = "model.ckpt"           # in CHECKPOINT_DIR: the kept model, whole: what evaluate / predict / export take
 REQUEUE_CHECKPOINT = "requeue.ckpt"  # in CHECKPOINT_DIR: saved at SLURM's warning signal, removed when training ends
 MULTIRUN_FILE = "multirun.yaml"     # a sweep folder's: the grid the sweep promised
+SEARCH_FILE = "search.json"         # a search's sweep folder: the study, its cost, best trial and final run
+TRIALS_FILE = "trials.csv"          # ... and one row per trial
 ATTEMPTS_DIR = "attempts"           # failure.log of each earlier attempt of a resumed run: attempts/failure-N.log
 
 ATTEMPTS = "attempts"  # metrics.json key: a SLURM job's attempts (the first, then each requeue), run/requeue.py
@@ -56,6 +59,7 @@ LOSS = "loss"
 F1 = "f1"
 BIN_ACC = "bin_acc"        # a prediction counts when its class is in the image's bin (data.groups)
 BIN_RECALL = "bin_recall"  # per bin: bin_recall/<bin>, e.g. test/bin_recall/hazardous
+PER_CLASS_ACC = "per_class_acc"  # per class: per_class_acc/<class>, e.g. test/per_class_acc/glass
 TRAIN, VAL, TEST = "train", "val", "test"
 
 
@@ -74,48 +78,10 @@ TEST_RECALL = metric_key(TEST, RECALL)  # macro recall
 TEST_BIN_ACC = metric_key(TEST, BIN_ACC)
 
 
-def no_space_left(exc: BaseException | None) -> OSError | None:
-    """The "No space left on device" (or over quota) error behind ``exc``, itself or in its chain, if any.
-
-    (torch.save reports a full disk as ``RuntimeError: [enforce fail at inline_container.cc:...] unexpected
-    pos``, raised while handling the OSError that says what happened.)
-    """
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
-
-
-@contextmanager
-def atomic_write(path: str | Path) -> Iterator[IO[bytes]]:
-    """Write ``path`` through a temporary file beside it, flushed to disk and renamed over it.
-
-    A reader never sees half a file and a failed write leaves the previous file and no temporary one.
-    On a full disk the error is a plain ``OSError`` naming ``path``.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with tmp.open("wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        tmp.unlink(missing_ok=True)
-        full = no_space_left(exc)
-        if full is not None and full.filename is None:
-            raise OSError(full.errno, os.strerror(full.errno), str(path)) from exc
-        raise
-
-
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON atomically (:func:`atomic_write`), so a reader never sees half a file."""
-    with atomic_write(path) as handle:
-        handle.write(json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable).encode())
+    """Write JSON atomically (:func:`~garbage_lit.atomic.atomic_write`), so a reader never sees half a file."""
+    with atomic_write(path, encoding="utf-8") as handle:
+        handle.write(json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable))
 
 
 def _jsonable(value: Any) -> Any:
@@ -133,6 +99,12 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except ValueError as exc:
         raise ValueError(f"unreadable {path}: {exc}") from exc
+
+
+def read_search(sweep_dir: str | Path) -> dict[str, Any] | None:
+    """The folder's ``search.json``; None when the folder holds no search."""
+    path = Path(sweep_dir) / SEARCH_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def run_status(run_dir: str | Path) -> str | None:
@@ -158,8 +130,8 @@ def record_failure(run_dir: str | Path, exc: BaseException, status: str = FAILED
     payload.update(status=status, error=error or f"{type(exc).__name__}: {exc}", **info)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(run_dir / FAILURE_FILE) as handle:
-            handle.write("".join(traceback.format_exception(exc)).encode())
+        with atomic_write(run_dir / FAILURE_FILE, encoding="utf-8") as handle:
+            handle.write("".join(traceback.format_exception(exc)))
     except OSError as write_error:
         log.error("could not keep the traceback in %s: %s", run_dir / FAILURE_FILE, write_error)
     try:

@@ -33,6 +33,7 @@ from garbage_lit.run.folder import (
     COMPLETED,
     MANIFEST_FILE,
     METRICS_FILE,
+    MODEL_FILE,
     POINTER_FILE,
     read_metrics,
     run_status,
@@ -60,12 +61,12 @@ class ResumePoint:
 
 
 def newest_checkpoint(run_dir: Path) -> Path | None:
-    """The furthest-trained ``checkpoints/*.ckpt`` (end-of-epoch or mid-epoch), if any.
+    """The furthest-trained training checkpoint (end-of-epoch or mid-epoch; not the final model), if any.
 
     Ordered by the training step a checkpoint holds, then by when it was written (a copy made with ``cp -r``
     gives its files the time of the copy); on a tie prefer last.ckpt: written after epochNN.ckpt, same state.
     """
-    checkpoints = [p for p in (Path(run_dir) / CHECKPOINT_DIR).glob("*.ckpt") if p.is_file()]
+    checkpoints = [p for p in (Path(run_dir) / CHECKPOINT_DIR).glob("*.ckpt") if p.is_file() and p.name != MODEL_FILE]
     return max(checkpoints, key=lambda p: (_global_step(p), p.stat().st_mtime_ns, p.name.startswith("last")),
                default=None)
 

@@ -25,8 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from garbage_lit.config import ConfigError
-from garbage_lit.run.folder import COMPLETED, FAILED, MULTIRUN_FILE, read_metrics
-from garbage_lit.search.outputs import read_search, write_outputs
+from garbage_lit.run.folder import COMPLETED, FAILED, MULTIRUN_FILE, read_metrics, read_search
+from garbage_lit.search.outputs import write_outputs
 from garbage_lit.search.space import override_value, parse_space, suggest
 from garbage_lit.search.storage import check_driver, open_storage, shown
 
@@ -97,7 +97,7 @@ class Search:
                               f"folder>) for a new study")
         for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING)):
             # Only this process runs the study's trials (parallelism is the launcher's), so these were killed.
-            interrupted = optuna.trial.Trial(study, trial._trial_id)
+            interrupted = optuna.trial.Trial(study, trial._trial_id)  # no public way to reopen a trial by number
             interrupted.set_user_attr("interrupted", True)
             interrupted.set_user_attr("error", "interrupted: the search was killed during this trial")
             study.tell(trial.number, state=TrialState.FAIL)
@@ -131,7 +131,7 @@ class Search:
             params = self._suggest(trial)
             trial.set_user_attr("folder", str(self.sweep_dir / str(trial.number)))
             jobs.append([*self.fixed, *(f"{k}={override_value(v)}" for k, v in params.items()),
-                         f"{self.key}.trial_id={trial._trial_id}"])
+                         f"{self.key}.trial_id={trial._trial_id}"])  # what Trial(study, id) reopens in the job
         numbers = [t.number for t in batch]
         if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
             returns = self.launcher.launch(jobs, initial_job_idx=numbers[0])  # job folder N holds trial N
@@ -165,7 +165,7 @@ class Search:
                 study.tell(trial, float(value))
                 log.info("trial %d: %s=%.4f %s", trial.number, self.metric, value, trial.params)
             return
-        error = result._return_value
+        error = result._return_value  # the public return_value re-raises it after printing "Error executing job"
         if isinstance(error, optuna.TrialPruned):
             study.tell(trial, state=TrialState.PRUNED)
             log.info("trial %d pruned (%s)", trial.number, error)

@@ -14,7 +14,8 @@ def save_untrained_checkpoint(path: Path, backbone: str, class_names: list[str],
     """A real Lightning checkpoint of a freshly built classifier (no training needed to test loading)."""
     model = GarbageClassifier(backbone, len(class_names), class_names, weights=weights,
                               preprocessing={"image_size": image_size, "resize_size": image_size + 4,
-                                             "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})
+                                             "interpolation": "bilinear", "mean": [0.485, 0.456, 0.406],
+                                             "std": [0.229, 0.224, 0.225]})
     trainer = pl.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False)
     trainer.strategy.connect(model)

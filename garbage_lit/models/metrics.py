@@ -1,0 +1,123 @@
+"""The metrics of a classifier, one definition for training, the final test and ``evaluate``.
+
+* :func:`summary_metrics`: accuracy and macro recall, the ``<split>/acc`` and ``<split>/recall`` of every split.
+* :class:`SplitMetrics`: what one split measures over an epoch (loss, summary, confusion matrix).
+* :func:`class_metrics`: what a confusion matrix adds: per-class accuracy, and bin accuracy and per-bin
+  recall when the classes have waste bins (``<split>/bin_acc``, ``<split>/bin_recall/<bin>``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassStatScores
+
+from garbage_lit.run.folder import ACC, BIN_ACC, LOSS, PER_CLASS_ACC, RECALL, bin_recall_key, metric_key
+
+
+class _PerClassCounts(MulticlassStatScores):
+    """True positives and false negatives per class: the one state accuracy and macro recall are computed from.
+
+    Both metrics below keep the same state, so a ``MetricCollection`` updates it once for the two (compute groups).
+    """
+
+    def __init__(self, num_classes: int, **kwargs: Any) -> None:
+        super().__init__(num_classes, average=None, **kwargs)
+
+
+class Accuracy(_PerClassCounts):
+    """The share of images predicted right (micro accuracy)."""
+
+    def compute(self) -> torch.Tensor:
+        tp, _, _, fn = self._final_state()
+        return tp.sum() / (tp + fn).sum()
+
+
+class MacroRecall(_PerClassCounts):
+    """Recall averaged over the classes that have images in the data (a class with none has no recall).
+
+    On data holding every class this is torchmetrics' macro recall; on a subset of the model's classes
+    (or a split a one-image class never reaches) the absent classes neither count as 0 nor as 1.
+    """
+
+    def compute(self) -> torch.Tensor:
+        tp, _, _, fn = self._final_state()
+        support = tp + fn
+        present = support > 0
+        return (tp[present] / support[present]).float().mean() if present.any() else torch.tensor(float("nan"))
+
+
+def summary_metrics(num_classes: int) -> MetricCollection:
+    """``acc`` (:class:`Accuracy`) and ``recall`` (:class:`MacroRecall`); clone it per split with its prefix.
+
+    Inputs are logits and the data's labels (a bad label already fails the loss), so arguments are not re-validated.
+    """
+    return MetricCollection({ACC: Accuracy(num_classes, validate_args=False),
+                             RECALL: MacroRecall(num_classes, validate_args=False)})
+
+
+class SplitMetrics(nn.Module):
+    """One split's epoch: the mean loss (weighted by batch size; a NaN step keeps it NaN), accuracy and macro recall,
+    and for evaluated splits the confusion matrix behind per-class and bin metrics.
+
+    ``metrics()`` are torchmetrics objects keyed ``<split>/<name>``, to log as they are: Lightning computes, syncs
+    and resets them at the epoch's end.
+    """
+
+    def __init__(self, split: str, num_classes: int, confusion: bool = True) -> None:
+        super().__init__()
+        self.split = split
+        self.loss = MeanMetric(nan_strategy=float("nan"))
+        self.summary = summary_metrics(num_classes).clone(prefix=f"{split}/")
+        self.confusion = MulticlassConfusionMatrix(num_classes, validate_args=False) if confusion else None
+
+    def update(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        self.loss.update(loss.detach(), len(targets))
+        self.summary.update(logits.detach(), targets)
+        if self.confusion is not None:
+            self.confusion.update(logits.detach(), targets)
+
+    def metrics(self) -> dict[str, object]:
+        return {metric_key(self.split, LOSS): self.loss, **self.summary}
+
+    def confusion_matrix(self) -> torch.Tensor:
+        """The epoch's confusion matrix (synced across processes); the state starts afresh."""
+        matrix = self.confusion.compute()
+        self.confusion.reset()
+        return matrix
+
+
+def per_class_accuracy(confusion: torch.Tensor, class_names: Sequence[str]) -> dict[str, float | None]:
+    """Recall of each class from a confusion matrix (rows: true class); None for classes absent from the data."""
+    support = confusion.sum(dim=1)
+    correct = confusion.diagonal()
+    return {name: (correct[i] / support[i]).item() if support[i] else None for i, name in enumerate(class_names)}
+
+
+def bin_metrics(confusion: torch.Tensor, bins: Sequence[str], split: str) -> dict[str, float]:
+    """``<split>/bin_acc`` and ``<split>/bin_recall/<bin>`` from a class confusion matrix (rows: true class).
+
+    A prediction counts for bin accuracy when its class is in the image's bin. A bin without images gets no recall.
+    """
+    names = list(dict.fromkeys(bins))  # in class order: garbage_classify's other, kitchen, recyclable, hazardous
+    to_bin = torch.zeros(len(bins), len(names), dtype=torch.float64)
+    to_bin[torch.arange(len(bins)), torch.tensor([names.index(b) for b in bins])] = 1.0
+    binned = to_bin.T @ confusion.detach().cpu().to(torch.float64) @ to_bin  # true bin x predicted bin
+    support = binned.sum(dim=1)
+    metrics = {metric_key(split, BIN_ACC): (binned.trace() / binned.sum()).item() if binned.sum() else float("nan")}
+    metrics.update({bin_recall_key(split, name): (binned[i, i] / support[i]).item()
+                    for i, name in enumerate(names) if support[i]})
+    return metrics
+
+
+def class_metrics(confusion: torch.Tensor, class_names: Sequence[str], bins: Sequence[str] | None, split: str,
+                  per_class: bool = True) -> dict[str, float]:
+    """With ``bins``, bin metrics; with ``per_class``, ``<split>/per_class_acc/<class>`` of the classes with images."""
+    accuracies = per_class_accuracy(confusion, class_names) if per_class else {}
+    return {**{metric_key(split, f"{PER_CLASS_ACC}/{name}"): value for name, value in accuracies.items()
+               if value is not None},
+            **(bin_metrics(confusion, bins, split) if bins else {})}

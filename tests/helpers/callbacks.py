@@ -1,0 +1,43 @@
+"""Callbacks a test adds to a run through its config (``+callbacks.<name>._target_=helpers.callbacks.<Class>``).
+
+``train(cfg)`` builds its callbacks itself, so each class keeps its newest instance as ``latest`` for the test to read.
+"""
+
+from __future__ import annotations
+
+import pytorch_lightning as pl
+
+
+class FailAtEpoch(pl.Callback):
+    """Fails the run with ``RuntimeError("interrupted")`` when epoch ``epoch`` starts (earlier epochs are saved)."""
+
+    def __init__(self, epoch: int = 1) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx) -> None:
+        if trainer.current_epoch == self.epoch:
+            raise RuntimeError("interrupted")
+
+
+class BackboneStateProbe(pl.Callback):
+    """Per epoch: whether the backbone trains (mode, trainable parameters), each param group's lr, and the first
+    backbone parameter at the start of the fit and at each epoch's end."""
+
+    latest: BackboneStateProbe | None = None
+
+    def __init__(self) -> None:
+        self.by_epoch: dict[int, tuple[bool, bool, list[float]]] = {}
+        self.first_weight: dict[int | str, object] = {}
+        BackboneStateProbe.latest = self
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.first_weight["start"] = next(pl_module.backbone.parameters()).detach().clone()
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx) -> None:
+        backbone = pl_module.backbone
+        self.by_epoch[trainer.current_epoch] = (
+            backbone.training, any(p.requires_grad for p in backbone.parameters()),
+            [round(group["lr"], 8) for group in trainer.optimizers[0].param_groups])
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.first_weight[trainer.current_epoch] = next(pl_module.backbone.parameters()).detach().clone()
