@@ -1,0 +1,54 @@
+"""The fine-tuning recipe's training pieces: EMA of the weights, MixUp/CutMix, class weights, the final test's
+precision. Tiny data, real values."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from garbage_lit.checkpoints import load_classifier
+from garbage_lit.evaluate import evaluate
+from garbage_lit.export import export
+from garbage_lit.train import train
+
+from helpers import TEST_ACC
+from helpers.callbacks import ManualEMA
+from helpers.config import compose_app
+
+
+# -- EMA of the weights ------------------------------------------------------------------------------
+@pytest.mark.parametrize("frozen", [False, True], ids=["finetuned", "cached-features"])
+def test_the_ema_of_the_weights_is_the_model_kept_tested_saved_and_exported(make_cfg, folder_dataset, tmp_path,
+                                                                            frozen):
+    run = tmp_path / "run"
+    cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "data.val_ratio=0.3", "epochs=3",
+                   f"model.freeze_backbone={str(frozen).lower()}", "callbacks/weight_averaging=ema",
+                   "callbacks.weight_averaging.half_life_epochs=0.5",
+                   "+callbacks.probe._target_=helpers.callbacks.ManualEMA", output_dir=run)
+    final = train(cfg)
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["feature_cache"] is frozen
+    average, trained = ManualEMA.latest.by_epoch[final["epoch"]]  # the epoch val/acc chose (EMA weights validated)
+
+    saved = torch.load(run / final["checkpoint"], weights_only=True)["state_dict"]
+    for key, value in average.items():
+        torch.testing.assert_close(saved[key], value, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(saved["head.weight"], trained["head.weight"])  # not the weights as trained
+
+    # The run's own test is of those weights: evaluate on the checkpoint gives its numbers.
+    report = evaluate(compose_app("evaluate", tmp_path / "eval", f"ckpt={run / final['checkpoint']}", "data=folder",
+                                  f"data.root={folder_dataset}", "data.val_ratio=0.3", "split=test"))
+    assert report[TEST_ACC] == pytest.approx(final[TEST_ACC], abs=1e-6)
+    assert report["confusion_matrix"] == final["confusion_matrix"]
+    exported = torch.jit.load(str(export(run / final["checkpoint"], "torchscript", tmp_path / "m.pt")))
+    torch.testing.assert_close(exported.state_dict()["head.weight"], average["head.weight"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(load_classifier(run / final["checkpoint"]).head.bias, average["head.bias"])
+
+
+def test_ema_half_life_must_be_positive():
+    from garbage_lit.callbacks.ema import WeightEMA
+
+    with pytest.raises(ValueError, match=r"half_life_epochs=0 must be above 0"):
+        WeightEMA(half_life_epochs=0)
