@@ -3,14 +3,18 @@ precision. Tiny data, real values."""
 
 from __future__ import annotations
 
+import csv
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from garbage_lit.checkpoints import load_classifier
+from garbage_lit.checkpoints import eval_transform, load_classifier
+from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export
+from garbage_lit.predict import predict
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
@@ -52,3 +56,29 @@ def test_ema_half_life_must_be_positive():
 
     with pytest.raises(ValueError, match=r"half_life_epochs=0 must be above 0"):
         WeightEMA(half_life_epochs=0)
+
+
+# -- precision ---------------------------------------------------------------------------------------
+def test_a_bf16_trained_run_reports_the_float32_test_that_evaluate_and_predict_give(make_cfg, folder_dataset,
+                                                                                    tmp_path):
+    run = tmp_path / "run"
+    final = train(make_cfg("data=folder", f"data.root={folder_dataset}", "epochs=2", "lr=0.0001", "model.freeze_backbone=false",
+                           "++trainer.precision=bf16-mixed", output_dir=run))
+    assert final["precision"] == "32-true"
+    ckpt = run / final["checkpoint"]
+    report = evaluate(compose_app("evaluate", tmp_path / "eval", f"ckpt={ckpt}", "data=folder",
+                                  f"data.root={folder_dataset}", "split=test"))
+    assert report[TEST_ACC] == pytest.approx(final[TEST_ACC], abs=1e-6)
+
+    # Image by image: the run's test probabilities are predict's, and bf16 autocast would have given others.
+    with (run / "test_predictions.csv").open() as handle:
+        tested = {row["file"]: float(row["probability"]) for row in csv.DictReader(handle)}
+    rows = predict(compose_app("predict", tmp_path / "pred", f"ckpt={ckpt}",
+                               f"inputs=[{','.join(str(folder_dataset / f) for f in tested)}]", "num_workers=0"))
+    predicted = {Path(row["file"]).relative_to(folder_dataset).as_posix(): row["top"][0]["probability"] for row in rows}
+    assert predicted == pytest.approx(tested, abs=2e-6)
+    model, transform = load_classifier(ckpt), eval_transform(load_classifier(ckpt))
+    images = torch.stack([transform(load_rgb(folder_dataset / f)) for f in tested])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        in_bf16 = model(images).float().softmax(dim=1).max(dim=1).values
+    assert (in_bf16 - torch.tensor(list(tested.values()))).abs().max() > 1e-4
