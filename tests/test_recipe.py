@@ -62,8 +62,8 @@ def test_ema_half_life_must_be_positive():
 def test_a_bf16_trained_run_reports_the_float32_test_that_evaluate_and_predict_give(make_cfg, folder_dataset,
                                                                                     tmp_path):
     run = tmp_path / "run"
-    final = train(make_cfg("data=folder", f"data.root={folder_dataset}", "epochs=2", "lr=0.0001", "model.freeze_backbone=false",
-                           "++trainer.precision=bf16-mixed", output_dir=run))
+    final = train(make_cfg("data=folder", f"data.root={folder_dataset}", "epochs=2", "lr=0.0001",
+                           "model.freeze_backbone=false", "++trainer.precision=bf16-mixed", output_dir=run))
     assert final["precision"] == "32-true"
     ckpt = run / final["checkpoint"]
     report = evaluate(compose_app("evaluate", tmp_path / "eval", f"ckpt={ckpt}", "data=folder",
