@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export
+from garbage_lit.models import GarbageClassifier
 from garbage_lit.predict import predict
 from garbage_lit.train import train
 
@@ -82,3 +84,31 @@ def test_a_bf16_trained_run_reports_the_float32_test_that_evaluate_and_predict_g
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         in_bf16 = model(images).float().softmax(dim=1).max(dim=1).values
     assert (in_bf16 - torch.tensor(list(tested.values()))).abs().max() > 1e-4
+
+
+# -- MixUp / CutMix --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("choice", ["mixup", "cutmix", "mixup_cutmix"])
+def test_batch_transform_presets_mix_a_batch_into_soft_labels(make_cfg, choice):
+    torch.manual_seed(0)
+    transform = instantiate(make_cfg(f"data/batch_transform={choice}").data.batch_transform)(num_classes=3)
+    images, labels = torch.rand(6, 3, 16, 16), torch.tensor([0, 1, 2, 0, 1, 2])
+    mixed, soft = transform(images, labels)
+    assert mixed.shape == images.shape and soft.shape == (6, 3)
+    torch.testing.assert_close(soft.sum(dim=1), torch.ones(6))
+    assert (soft.max(dim=1).values < 1).all()  # every image's label blended with another's
+
+
+def test_soft_labels_train_with_label_smoothing_and_hard_label_metrics():
+    torch.manual_seed(0)
+    model = GarbageClassifier("resnet18", 3, weights="none", freeze_backbone=False, label_smoothing=0.1)
+    images = torch.rand(6, 3, 32, 32)
+    soft = torch.tensor([[0.7, 0.3, 0.0], [0.0, 0.6, 0.4], [0.2, 0.0, 0.8]]).repeat(2, 1)
+    loss = model.training_step((images, soft), 0)
+
+    log_probs = model(images).log_softmax(dim=1)
+    smoothed = 0.9 * soft + 0.1 / 3  # label smoothing applied to the soft targets, as torch's loss does
+    torch.testing.assert_close(loss, -(smoothed * log_probs).sum(dim=1).mean())
+    hard = soft.argmax(dim=1)  # accuracy reads the most likely class of a mixed label
+    expected = (log_probs.argmax(dim=1) == hard).float().mean()
+    torch.testing.assert_close(model.train_metrics.compute()["train/acc"], expected)
+

@@ -81,3 +81,9 @@ class CollateThen:
 
     def __call__(self, batch: list) -> tuple[torch.Tensor, torch.Tensor]:
         return self.transform(*default_collate(batch))
+
+
+def mixup_or_cutmix(num_classes: int, mixup_alpha: float = 0.2, cutmix_alpha: float = 1.0) -> v2.RandomChoice:
+    """MixUp or CutMix, drawn per batch (torchvision's classification recipe; ``data/batch_transform=mixup_cutmix``)."""
+    return v2.RandomChoice([v2.MixUp(alpha=mixup_alpha, num_classes=num_classes),
+                            v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes)])
