@@ -94,6 +94,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         num_classes=datamodule.num_classes,
         class_names=datamodule.class_names,
         class_bins=datamodule.class_bins,
+        class_counts=datamodule.train_class_counts,
         eval_splits=datamodule.eval_splits,
         preprocessing=datamodule.preprocessing(),
         optimizer=instantiate(cfg.optim),

@@ -49,7 +49,7 @@ def test_the_ema_of_the_weights_is_the_model_kept_tested_saved_and_exported(make
     assert report[TEST_ACC] == pytest.approx(final[TEST_ACC], abs=1e-6)
     assert report["confusion_matrix"] == final["confusion_matrix"]
     exported = torch.jit.load(str(export(run / final["checkpoint"], "torchscript", tmp_path / "m.pt")))
-    torch.testing.assert_close(exported.state_dict()["head.weight"], average["head.weight"], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(exported.state_dict()["networks.0.1.weight"], average["head.weight"], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(load_classifier(run / final["checkpoint"]).head.bias, average["head.bias"])
 
 
