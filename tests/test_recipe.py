@@ -16,12 +16,14 @@ from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export
 from garbage_lit.models import GarbageClassifier
+from garbage_lit.models.classifier import class_weights
 from garbage_lit.predict import predict
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
 from helpers.callbacks import ManualEMA
 from helpers.config import compose_app
+from helpers.data import make_folder_dataset, write_image
 
 
 # -- EMA of the weights ------------------------------------------------------------------------------
@@ -49,7 +51,8 @@ def test_the_ema_of_the_weights_is_the_model_kept_tested_saved_and_exported(make
     assert report[TEST_ACC] == pytest.approx(final[TEST_ACC], abs=1e-6)
     assert report["confusion_matrix"] == final["confusion_matrix"]
     exported = torch.jit.load(str(export(run / final["checkpoint"], "torchscript", tmp_path / "m.pt")))
-    torch.testing.assert_close(exported.state_dict()["networks.0.1.weight"], average["head.weight"], rtol=1e-5, atol=1e-6)
+    exported_head = exported.state_dict()["networks.0.1.weight"]  # the one network's (backbone, head)
+    torch.testing.assert_close(exported_head, average["head.weight"], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(load_classifier(run / final["checkpoint"]).head.bias, average["head.bias"])
 
 
@@ -112,3 +115,31 @@ def test_soft_labels_train_with_label_smoothing_and_hard_label_metrics():
     expected = (log_probs.argmax(dim=1) == hard).float().mean()
     torch.testing.assert_close(model.train_metrics.compute()["train/acc"], expected)
 
+
+
+# -- class imbalance ---------------------------------------------------------------------------------------
+def test_balanced_class_weights_make_each_class_count_alike():
+    weights = class_weights("balanced", [10, 30, 20], 3)
+    torch.testing.assert_close(weights, torch.tensor([2.0, 2 / 3, 1.0]))  # 60 images / (3 classes x its images)
+    assert class_weights("none", [10, 30, 20], 3) is None
+    with pytest.raises(ValueError, match=r"model.class_weighting='inverse' is not known; choose one of none, balanced"):
+        class_weights("inverse", [10, 30, 20], 3)
+
+    model = GarbageClassifier("resnet18", 3, weights="none", class_weighting="balanced", class_counts=[10, 30, 20])
+    logits, targets = torch.randn(5, 3), torch.tensor([0, 1, 2, 1, 0])
+    picked = weights[targets]
+    expected = -(picked * logits.log_softmax(dim=1)[torch.arange(5), targets]).sum() / picked.sum()
+    torch.testing.assert_close(model.criterion(logits, targets), expected)
+
+
+def test_a_class_weighted_run_counts_its_training_split_and_its_model_loads(make_cfg, tmp_path):
+    data = make_folder_dataset(tmp_path / "data")
+    for extra in range(6):  # glass: 16 images, 13 of them for training, against 8 of each other class
+        write_image(data / "glass" / f"extra{extra}.jpg", (200, 40, 40), seed=900 + extra)
+    run = tmp_path / "run"
+    final = train(make_cfg("data=folder", f"data.root={data}", "model.class_weighting=balanced", output_dir=run))
+    model = load_classifier(run / final["checkpoint"])
+    with (run / "split_manifest.csv").open() as handle:
+        training = [row["class_name"] for row in csv.DictReader(handle) if row["split"] == "train"]
+    assert model.hparams.class_counts == [training.count(name) for name in model.class_names] == [13, 8, 8]
+    torch.testing.assert_close(model.criterion.weight, torch.tensor([29 / 39, 29 / 24, 29 / 24]))
