@@ -56,6 +56,24 @@ def test_the_ema_of_the_weights_is_the_model_kept_tested_saved_and_exported(make
     torch.testing.assert_close(load_classifier(run / final["checkpoint"]).head.bias, average["head.bias"])
 
 
+
+
+def test_an_interrupted_ema_run_resumes_training_the_weights_not_their_average(make_cfg, folder_dataset, tmp_path):
+    common = ("data=folder", f"data.root={folder_dataset}", "epochs=2", "model.freeze_backbone=false",
+              "callbacks/weight_averaging=ema", "+callbacks.probe._target_=helpers.callbacks.ManualEMA")
+    run = tmp_path / "interrupted"
+    with pytest.raises(RuntimeError, match="interrupted"):
+        train(make_cfg(*common, "+callbacks.fail._target_=helpers.callbacks.FailAtEpoch", output_dir=run))
+    saved = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert saved["epoch"] == 0 and "current_model_state" in saved  # the average in state_dict, the weights beside
+
+    final = train(make_cfg(*common, f"ckpt_path={run}", output_dir=tmp_path / "again"))
+    start = ManualEMA.latest.start  # the model when the resumed run's training began
+    for key, value in start.items():
+        torch.testing.assert_close(value, saved["current_model_state"][key])
+    assert not torch.allclose(start["head.weight"], saved["state_dict"]["head.weight"])
+    assert final["epoch"] == 1 and (run / final["checkpoint"]).is_file()
+
 def test_ema_half_life_must_be_positive():
     from garbage_lit.callbacks.ema import WeightEMA
 

@@ -48,14 +48,19 @@ class BackboneStateProbe(pl.Callback):
 
 class ManualEMA(pl.Callback):
     """The run's EMA of the weights recomputed by hand (decay from its ``WeightEMA``) after every optimizer step;
-    at each epoch's end the average and the trained weights as they are (floating-point tensors only)."""
+    at each epoch's end the average and the trained weights as they are, and the weights training starts from
+    (floating-point tensors only)."""
 
     latest: ManualEMA | None = None
 
     def __init__(self) -> None:
         self.average: dict[str, torch.Tensor] | None = None
         self.by_epoch: dict[int, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = {}
+        self.start: dict[str, torch.Tensor] = {}
         ManualEMA.latest = self
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = _float_state(pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
                            batch_idx) -> None:
