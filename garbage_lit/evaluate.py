@@ -181,10 +181,8 @@ def format_report(report: dict[str, Any]) -> str:
     split = report["split"]
     checkpoint = report["checkpoint"]
     model = checkpoint if isinstance(checkpoint, str) else f"the ensemble of {', '.join(checkpoint)}"
-    inference = report["inference"]
     lines = [f"{model} on {report['data']} ({report['split']}, {report['images']} images, "
-             f"{report['classes_evaluated']} classes; {inference['image_size']} px crop of {inference['resize_size']}"
-             + (", flip-averaged)" if inference["flip_tta"] else ")"),
+             f"{report['classes_evaluated']} classes{_inference_said(report.get('inference'))})",
              f"accuracy {report[metric_key(split, ACC)]:.4f}   macro recall {report[metric_key(split, RECALL)]:.4f}   "
              f"macro F1 {report[metric_key(split, F1)]:.4f}",
              *_bin_lines(report, split), "",
@@ -196,6 +194,14 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [f"  {p['true']} -> {p['predicted']}: {p['count']} ({p['share_of_true']:.1%})"
                   for p in report["most_confused"]]
     return "\n".join(lines)
+
+
+def _inference_said(inference: dict[str, Any] | None) -> str:
+    """``; 260 px crop of 297, flip-averaged``: how the model was used, when the report says."""
+    if not inference:
+        return ""
+    return (f"; {inference['image_size']} px crop of {inference['resize_size']}"
+            + (", flip-averaged" if inference["flip_tta"] else ""))
 
 
 def _bin_lines(report: dict[str, Any], split: str) -> list[str]:

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from garbage_lit.checkpoints import eval_transform, load_classifier, load_for_inference
+from garbage_lit.data import GarbageDataModule
 from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export, sidecar_path
@@ -143,3 +144,15 @@ def test_flip_averaging_with_the_feature_cache_is_refused_and_off_by_default(mak
     caplog.set_level(logging.INFO, logger="garbage_lit.features.datamodule")
     train(make_cfg(*common, output_dir=tmp_path / "run"))
     assert "feature cache off (feature_cache=auto is off: model.flip_tta averages each evaluated image" in caplog.text
+
+
+def test_a_larger_test_size_crops_the_evaluated_splits_only_and_keys_the_caches_so(folder_dataset):
+    datamodule = GarbageDataModule(folder_dataset, image_size=32, resize_size=36, eval_image_size=40, batch_size=4,
+                                   rotation_degrees=0)
+    datamodule.setup("fit")
+    # The training split keeps the training crop even unaugmented (as the feature cache asks for it), the others not.
+    assert datamodule.dataset("train", train=False)[0][0].shape == (3, 32, 32)
+    assert datamodule.dataset("test", train=False)[0][0].shape == (3, 40, 40)
+    assert datamodule.transform_settings("train", train=False)["image_size"] == 32
+    assert datamodule.transform_settings("test", train=False)["resize_size"] == 45
+    assert datamodule.preprocessing()["image_size"] == 40  # what the saved model is used at

@@ -273,14 +273,14 @@ class GarbageDataModule(pl.LightningDataModule):
     def preprocessing(self) -> dict:
         """The evaluation-time preprocessing, stored in checkpoints so predict needs no config."""
         hp = self.hparams
-        image_size, resize_size = self._sizes(train=False)
+        image_size, resize_size = self._sizes(training_split=False)
         return {"image_size": image_size, "resize_size": resize_size, "interpolation": hp.interpolation,
                 "mean": list(hp.mean), "std": list(hp.std)}
 
-    def _sizes(self, train: bool) -> tuple[int, int]:
-        """Crop and resize size of training, or of the evaluated splits."""
+    def _sizes(self, training_split: bool) -> tuple[int, int]:
+        """Crop and resize size of the training split, or of the evaluated splits."""
         hp = self.hparams
-        if train or not hp.eval_image_size:
+        if training_split or not hp.eval_image_size:
             return hp.image_size, hp.resize_size
         return hp.eval_image_size, hp.eval_resize_size or kept_margin(hp.eval_image_size, hp.image_size,
                                                                        hp.resize_size)
@@ -313,19 +313,23 @@ class GarbageDataModule(pl.LightningDataModule):
         """Whether training images are randomly transformed (so no two epochs see quite the same pixels)."""
         return bool(self.hparams.rotation_degrees) or self.hparams.augment == "strong"
 
-    def transform_settings(self, train: bool) -> dict:
-        """Every setting that decides what :meth:`dataset` yields for ``train``: what caches of it are keyed by."""
+    def transform_settings(self, split: str, train: bool) -> dict:
+        """Every setting that decides what :meth:`dataset` yields for ``split`` and ``train``: what caches of it are
+        keyed by."""
         augmented = train and self.augments_training
-        image_size, resize_size = self._sizes(train)
+        image_size, resize_size = self._sizes(training_split=split == "train")
         return {**self.preprocessing(), "image_size": image_size, "resize_size": resize_size,
                 "rotation_degrees": self.hparams.rotation_degrees if augmented else 0,
                 "augment": self.hparams.augment if augmented else "none"}
 
     def dataset(self, split: str, train: bool) -> Dataset:
-        """The images of ``split`` with (training if ``train``) transforms, from the decoded-image cache if enabled."""
+        """The images of ``split`` with (training if ``train``) transforms, from the decoded-image cache if enabled.
+
+        The training split is cropped at the training size, augmented or not, the others at the evaluation size.
+        """
         hp = self.hparams
         samples = self.splits[split]
-        image_size, resize_size = self._sizes(train)
+        image_size, resize_size = self._sizes(training_split=split == "train")
         strong = train and hp.augment == "strong"  # its random crops need the whole image, not the cached crop
         if not hp.image_cache or strong:
             return ImageDataset(samples, build_transforms(train, image_size, resize_size,

@@ -131,7 +131,7 @@ class FeatureDataModule(pl.LightningDataModule):
             try:
                 path = cached_features(self.backbone, self.backbone_name,
                                        self.images.dataset(split, train=augmented), content_ids(samples),
-                                       self.images.transform_settings(train=augmented),
+                                       self.images.transform_settings(split, train=augmented),
                                        self.views if augmented else 1, self.cache_dir,
                                        batch_size=hp.batch_size, num_workers=hp.num_workers,
                                        fingerprint=self.fingerprint)
