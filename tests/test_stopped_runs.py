@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from garbage_lit.checkpoints import AtomicCheckpointIO, load_classifier
+from garbage_lit.report.jobs import load_sweep
 from garbage_lit.run.failures import recording_stops
 from garbage_lit.run.folder import record_failure, start_attempt, write_json_atomic
-from garbage_lit.sweeps.results import load_sweep
 
 from helpers.system import small_disk, unmount
 
