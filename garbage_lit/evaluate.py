@@ -43,7 +43,7 @@ from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.images import ImageDataset
 from garbage_lit.data.samples import Sample
-from garbage_lit.models.metrics import bin_metrics, summary_metrics
+from garbage_lit.models.metrics import accuracy_interval, bin_metrics, summary_metrics
 from garbage_lit.plots import confusion_figure
 from garbage_lit.run.folder import ACC, BIN_ACC, BIN_RECALL, F1, RECALL, metric_key, write_json_atomic
 
@@ -132,6 +132,7 @@ def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_name
     return {
         "images": int(len(targets)),
         metric_key(split, ACC): summary[ACC].item(),
+        "acc_interval_95": list(accuracy_interval(int((preds == targets).sum()), len(targets))),
         metric_key(split, RECALL): summary[RECALL].item(),
         metric_key(split, F1): per_class["f1"][present].mean().item(),
         **(bin_metrics(confusion, bins, split) if bins else {}),
@@ -183,7 +184,8 @@ def format_report(report: dict[str, Any]) -> str:
     model = checkpoint if isinstance(checkpoint, str) else f"the ensemble of {', '.join(checkpoint)}"
     lines = [f"{model} on {report['data']} ({report['split']}, {report['images']} images, "
              f"{report['classes_evaluated']} classes{_inference_said(report.get('inference'))})",
-             f"accuracy {report[metric_key(split, ACC)]:.4f}   macro recall {report[metric_key(split, RECALL)]:.4f}   "
+             f"accuracy {report[metric_key(split, ACC)]:.4f}{_interval_said(report.get('acc_interval_95'))}   "
+             f"macro recall {report[metric_key(split, RECALL)]:.4f}   "
              f"macro F1 {report[metric_key(split, F1)]:.4f}",
              *_bin_lines(report, split), "",
              f"{'class':<{width}}  support  predicted  precision  recall      f1"]
@@ -194,6 +196,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [f"  {p['true']} -> {p['predicted']}: {p['count']} ({p['share_of_true']:.1%})"
                   for p in report["most_confused"]]
     return "\n".join(lines)
+
+
+def _interval_said(interval: list[float] | None) -> str:
+    return f" (95% interval {interval[0]:.3f}-{interval[1]:.3f})" if interval else ""
 
 
 def _inference_said(inference: dict[str, Any] | None) -> str:
