@@ -86,26 +86,37 @@ def test_ema_half_life_must_be_positive():
 def test_a_bf16_trained_run_reports_the_float32_test_that_evaluate_and_predict_give(make_cfg, folder_dataset,
                                                                                     tmp_path):
     run = tmp_path / "run"
-    final = train(make_cfg("data=folder", f"data.root={folder_dataset}", "epochs=2", "lr=0.0001",
-                           "model.freeze_backbone=false", "++trainer.precision=bf16-mixed", output_dir=run))
+    final = train(make_cfg("data=folder", f"data.root={folder_dataset}", "data.val_ratio=0.3", "epochs=2",
+                           "lr=0.0001", "model.freeze_backbone=false", "++trainer.precision=bf16-mixed",
+                           output_dir=run))
     assert final["precision"] == "32-true"
     ckpt = run / final["checkpoint"]
     report = evaluate(compose_app("evaluate", tmp_path / "eval", f"ckpt={ckpt}", "data=folder",
-                                  f"data.root={folder_dataset}", "split=test"))
+                                  f"data.root={folder_dataset}", "data.val_ratio=0.3", "split=test"))
     assert report[TEST_ACC] == pytest.approx(final[TEST_ACC], abs=1e-6)
 
-    # Image by image: the run's test probabilities are predict's, and bf16 autocast would have given others.
+    # Validation too ran in float32: the kept epoch's val/loss is the checkpoint's float32 loss on the val images.
+    with (run / "split_manifest.csv").open() as handle:
+        val = [row for row in csv.DictReader(handle) if row["split"] == "val"]
+    model = load_classifier(ckpt)
+    images = torch.stack([eval_transform(model)(load_rgb(folder_dataset / row["file"])) for row in val])
+    labels = torch.tensor([model.class_names.index(row["class_name"]) for row in val])
+    with torch.no_grad():
+        loss = model.criterion(model(images), labels).item()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss_in_bf16 = model.criterion(model(images), labels).item()
+    rows = json.loads((run / "metrics.json").read_text())["epochs"]
+    kept = next(row for row in rows if row["epoch"] == final["epoch"])
+    assert kept["val/loss"] == pytest.approx(loss, abs=2e-6)
+    assert abs(loss_in_bf16 - loss) > 1e-4  # what a bf16 validation would have recorded instead
+
+    # Image by image: the run's test probabilities are predict's.
     with (run / "test_predictions.csv").open() as handle:
         tested = {row["file"]: float(row["probability"]) for row in csv.DictReader(handle)}
     rows = predict(compose_app("predict", tmp_path / "pred", f"ckpt={ckpt}",
                                f"inputs=[{','.join(str(folder_dataset / f) for f in tested)}]", "num_workers=0"))
     predicted = {Path(row["file"]).relative_to(folder_dataset).as_posix(): row["top"][0]["probability"] for row in rows}
     assert predicted == pytest.approx(tested, abs=2e-6)
-    model, transform = load_classifier(ckpt), eval_transform(load_classifier(ckpt))
-    images = torch.stack([transform(load_rgb(folder_dataset / f)) for f in tested])
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        in_bf16 = model(images).float().softmax(dim=1).max(dim=1).values
-    assert (in_bf16 - torch.tensor(list(tested.values()))).abs().max() > 1e-4
 
 
 # -- MixUp / CutMix --------------------------------------------------------------------------------------

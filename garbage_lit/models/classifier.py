@@ -123,7 +123,10 @@ class GarbageClassifier(pl.LightningModule):
         return self._evaluation_step(TEST, batch).softmax(dim=-1)
 
     def _evaluation_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        loss, scores, targets = self.model_step(batch, flip=self.hparams.flip_tta)
+        """One evaluated batch, in float32 even when training runs under mixed-precision autocast: the precision
+        evaluate, predict and the export use, so ``val/acc`` (and the epoch it keeps) is the checkpoint's."""
+        with torch.autocast(self.device.type, enabled=False):
+            loss, scores, targets = self.model_step(batch, flip=self.hparams.flip_tta)
         self._metrics_of(split).update(loss, scores, targets)
         return scores
 
