@@ -1,6 +1,10 @@
 """Evaluate a trained checkpoint on a labelled dataset; write the metrics to a folder and print them.
 
-    python -m garbage_lit.evaluate ckpt=outputs/<run>/checkpoints/last.ckpt data=folder data.root=/path/to/data
+    python -m garbage_lit.evaluate ckpt=outputs/<run>/checkpoints/model.ckpt data=folder data.root=/path/to/data
+    python -m garbage_lit.evaluate ckpt=[a/checkpoints/model.ckpt,b/checkpoints/model.ckpt] ...  # an ensemble
+
+Flip averaging and the test-time size are the checkpoint's unless ``flip_tta=``, ``image_size=`` or ``resize_size=``
+say otherwise (:func:`~garbage_lit.checkpoints.load_for_inference`).
 
 The run folder gets ``evaluation.json`` (accuracy, macro recall and F1, per-class precision / recall /
 F1, confusion matrix, most-confused pairs), ``per_class.csv`` and ``confusion_matrix.png``. When the
@@ -28,12 +32,18 @@ from torchmetrics.functional.classification import (
     multiclass_recall,
 )
 
-from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
+from garbage_lit.checkpoints import (
+    checkpoint_paths,
+    eval_transform,
+    inference_trainer,
+    load_for_inference,
+    preprocessing_of,
+)
 from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.images import ImageDataset
 from garbage_lit.data.samples import Sample
-from garbage_lit.models.metrics import bin_metrics, summary_metrics
+from garbage_lit.models.metrics import accuracy_interval, bin_metrics, summary_metrics
 from garbage_lit.plots import confusion_figure
 from garbage_lit.run.folder import ACC, BIN_ACC, BIN_RECALL, F1, RECALL, metric_key, write_json_atomic
 
@@ -46,12 +56,13 @@ REPORT_NAME = "evaluation.json"
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate ``cfg.ckpt`` on ``cfg.data`` (``cfg.split`` of it); return and write the report."""
+    """Evaluate ``cfg.ckpt`` (one checkpoint or a list: their averaged probabilities) on ``cfg.data`` (``cfg.split``
+    of it); return and write the report."""
     if cfg.split not in SPLITS:
         raise ValueError(f"split={cfg.split!r} is not known; choose one of {', '.join(SPLITS)}")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    model = load_classifier(cfg.ckpt)
+    model = load_for_inference(cfg.ckpt, cfg.flip_tta, cfg.image_size, cfg.resize_size)
     groups = cfg.data.get("groups")
     # Bins belong to the model's classes (the data may hold only some of them), so the data module gets none.
     bins = class_bins(model.class_names, groups) if groups is not None else model.class_bins
@@ -68,8 +79,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     probs = torch.cat(inference_trainer(output_dir).predict(model, dataloaders=loader))
     targets = torch.tensor([s.label for s in samples])
     report = classification_report(probs, targets, model.class_names, cfg.top_confused, cfg.split, bins)
-    report = {"checkpoint": str(Path(cfg.ckpt).resolve()), "data": str(datamodule.root),
-              "layout": datamodule.hparams.layout, "split": cfg.split, **report,
+    checkpoints = [str(path.resolve()) for path in checkpoint_paths(cfg.ckpt)]
+    report = {"checkpoint": checkpoints[0] if len(checkpoints) == 1 else checkpoints, "data": str(datamodule.root),
+              "layout": datamodule.hparams.layout, "split": cfg.split,
+              "inference": {**preprocessing_of(model), "flip_tta": model.hparams.flip_tta}, **report,
               "config": OmegaConf.to_container(cfg, resolve=True)}
     _write(output_dir, report, model.class_names)
     print(format_report(report))
@@ -119,6 +132,7 @@ def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_name
     return {
         "images": int(len(targets)),
         metric_key(split, ACC): summary[ACC].item(),
+        "acc_interval_95": list(accuracy_interval(int((preds == targets).sum()), len(targets))),
         metric_key(split, RECALL): summary[RECALL].item(),
         metric_key(split, F1): per_class["f1"][present].mean().item(),
         **(bin_metrics(confusion, bins, split) if bins else {}),
@@ -166,9 +180,12 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as console text: summary, per-class table, most-confused pairs."""
     width = max(len(row["class"]) for row in report["per_class"])
     split = report["split"]
-    lines = [f"{report['checkpoint']} on {report['data']} ({report['split']}, {report['images']} images, "
-             f"{report['classes_evaluated']} classes)",
-             f"accuracy {report[metric_key(split, ACC)]:.4f}   macro recall {report[metric_key(split, RECALL)]:.4f}   "
+    checkpoint = report["checkpoint"]
+    model = checkpoint if isinstance(checkpoint, str) else f"the ensemble of {', '.join(checkpoint)}"
+    lines = [f"{model} on {report['data']} ({report['split']}, {report['images']} images, "
+             f"{report['classes_evaluated']} classes{_inference_said(report.get('inference'))})",
+             f"accuracy {report[metric_key(split, ACC)]:.4f}{_interval_said(report.get('acc_interval_95'))}   "
+             f"macro recall {report[metric_key(split, RECALL)]:.4f}   "
              f"macro F1 {report[metric_key(split, F1)]:.4f}",
              *_bin_lines(report, split), "",
              f"{'class':<{width}}  support  predicted  precision  recall      f1"]
@@ -179,6 +196,18 @@ def format_report(report: dict[str, Any]) -> str:
         lines += [f"  {p['true']} -> {p['predicted']}: {p['count']} ({p['share_of_true']:.1%})"
                   for p in report["most_confused"]]
     return "\n".join(lines)
+
+
+def _interval_said(interval: list[float] | None) -> str:
+    return f" (95% interval {interval[0]:.3f}-{interval[1]:.3f})" if interval else ""
+
+
+def _inference_said(inference: dict[str, Any] | None) -> str:
+    """``; 260 px crop of 297, flip-averaged``: how the model was used, when the report says."""
+    if not inference:
+        return ""
+    return (f"; {inference['image_size']} px crop of {inference['resize_size']}"
+            + (", flip-averaged" if inference["flip_tta"] else ""))
 
 
 def _bin_lines(report: dict[str, Any], split: str) -> list[str]:

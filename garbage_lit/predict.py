@@ -1,6 +1,10 @@
 """Predict the top-k classes of new photos with a trained checkpoint.
 
-    python -m garbage_lit.predict ckpt=outputs/<run>/checkpoints/last.ckpt inputs=[photo.jpg,/folder/of/photos]
+    python -m garbage_lit.predict ckpt=outputs/<run>/checkpoints/model.ckpt inputs=[photo.jpg,/folder/of/photos]
+    python -m garbage_lit.predict ckpt=[a.ckpt,b.ckpt] inputs=...      # an ensemble: probabilities averaged
+
+Flip averaging and the test-time size are the checkpoint's unless ``flip_tta=``, ``image_size=`` or ``resize_size=``
+say otherwise.
 
 Writes ``predictions.csv`` and ``predictions.json`` into the run folder and prints a table. For
 garbage_classify models ("group/item" class names) each class comes with its broad group in Chinese
@@ -24,7 +28,7 @@ from omegaconf import DictConfig
 from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
-from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
+from garbage_lit.checkpoints import eval_transform, inference_trainer, load_for_inference, preprocessing_of
 from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.data.groups import garbage_group
 from garbage_lit.data.images import UnlabelledImages, collect_inputs
@@ -69,7 +73,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
         raise ValueError(f"top_k={cfg.top_k} must be at least 1")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    model = load_classifier(cfg.ckpt)
+    model = load_for_inference(cfg.ckpt, cfg.flip_tta, cfg.image_size, cfg.resize_size)
     inputs = [cfg.inputs] if isinstance(cfg.inputs, str) else list(cfg.inputs)
     dataset = UnlabelledImages(collect_inputs(inputs), eval_transform(model), preprocessing_of(model)["image_size"])
     if not len(dataset):

@@ -20,7 +20,14 @@ from garbage_lit.data.images import ImageDataset
 from garbage_lit.data.samples import DataError, DataProblem, Sample, ScanResult
 from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.split import SPLITS, images_to_reach, read_manifest, stratified_split, write_manifest
-from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CollateThen, build_transforms, epoch_transforms
+from garbage_lit.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CollateThen,
+    build_transforms,
+    epoch_transforms,
+    kept_margin,
+)
 from garbage_lit.run.folder import DUPLICATES_FILE, MANIFEST_FILE, PROBLEMS_FILE
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,11 @@ class GarbageDataModule(pl.LightningDataModule):
 
     ``groups`` maps classes to waste bins (a dict, or a YAML / CSV file; see :mod:`garbage_lit.data.groups`);
     garbage_classify's ``group/item`` classes have bins without it. ``class_bins`` is then the bin of each class.
+
+    ``eval_image_size`` / ``eval_resize_size`` (None: the training sizes) are the center crop and resize of the
+    evaluated splits (val, test), and so of the model's :meth:`preprocessing`: testing at a larger size than
+    training (FixRes) makes up for the random crops' zoom. Without ``eval_resize_size`` the training margin
+    (``resize_size / image_size``) is kept at the new size.
 
     ``batch_transform`` (a partial taking ``num_classes``, e.g. torchvision's ``MixUp``/``CutMix``) transforms each
     collated training batch ``(images, labels)``; its labels may come out soft (class probabilities), which the
@@ -67,6 +79,8 @@ class GarbageDataModule(pl.LightningDataModule):
         persistent_workers: bool = False,
         image_size: int = 224,
         resize_size: int = 256,
+        eval_image_size: int | None = None,
+        eval_resize_size: int | None = None,
         interpolation: str = "bilinear",
         rotation_degrees: float = 15.0,
         augment: str = "paper",
@@ -250,11 +264,26 @@ class GarbageDataModule(pl.LightningDataModule):
         return [name for name in ("val", "test")
                 if self.splits.get(name) and (name != "test" or self.hparams.eval_test)]
 
+    @property
+    def train_class_counts(self) -> list[int]:
+        """Training images of each class (e.g. for a class-weighted loss)."""
+        counts = Counter(s.label for s in self.splits["train"])
+        return [counts[label] for label in range(self.num_classes)]
+
     def preprocessing(self) -> dict:
         """The evaluation-time preprocessing, stored in checkpoints so predict needs no config."""
         hp = self.hparams
-        return {"image_size": hp.image_size, "resize_size": hp.resize_size, "interpolation": hp.interpolation,
+        image_size, resize_size = self._sizes(training_split=False)
+        return {"image_size": image_size, "resize_size": resize_size, "interpolation": hp.interpolation,
                 "mean": list(hp.mean), "std": list(hp.std)}
+
+    def _sizes(self, training_split: bool) -> tuple[int, int]:
+        """Crop and resize size of the training split, or of the evaluated splits."""
+        hp = self.hparams
+        if training_split or not hp.eval_image_size:
+            return hp.image_size, hp.resize_size
+        return hp.eval_image_size, hp.eval_resize_size or kept_margin(hp.eval_image_size, hp.image_size,
+                                                                       hp.resize_size)
 
     def _require_scan(self) -> ScanResult:
         if self.scan is None:
@@ -284,22 +313,29 @@ class GarbageDataModule(pl.LightningDataModule):
         """Whether training images are randomly transformed (so no two epochs see quite the same pixels)."""
         return bool(self.hparams.rotation_degrees) or self.hparams.augment == "strong"
 
-    def transform_settings(self, train: bool) -> dict:
-        """Every setting that decides what :meth:`dataset` yields for ``train``: what caches of it are keyed by."""
+    def transform_settings(self, split: str, train: bool) -> dict:
+        """Every setting that decides what :meth:`dataset` yields for ``split`` and ``train``: what caches of it are
+        keyed by."""
         augmented = train and self.augments_training
-        return {**self.preprocessing(), "rotation_degrees": self.hparams.rotation_degrees if augmented else 0,
+        image_size, resize_size = self._sizes(training_split=split == "train")
+        return {**self.preprocessing(), "image_size": image_size, "resize_size": resize_size,
+                "rotation_degrees": self.hparams.rotation_degrees if augmented else 0,
                 "augment": self.hparams.augment if augmented else "none"}
 
     def dataset(self, split: str, train: bool) -> Dataset:
-        """The images of ``split`` with (training if ``train``) transforms, from the decoded-image cache if enabled."""
+        """The images of ``split`` with (training if ``train``) transforms, from the decoded-image cache if enabled.
+
+        The training split is cropped at the training size, augmented or not, the others at the evaluation size.
+        """
         hp = self.hparams
         samples = self.splits[split]
+        image_size, resize_size = self._sizes(training_split=split == "train")
         strong = train and hp.augment == "strong"  # its random crops need the whole image, not the cached crop
         if not hp.image_cache or strong:
-            return ImageDataset(samples, build_transforms(train, hp.image_size, hp.resize_size,
+            return ImageDataset(samples, build_transforms(train, image_size, resize_size,
                                                           hp.rotation_degrees, hp.mean, hp.std, hp.augment,
                                                           hp.interpolation))
-        path = decoded_images(samples, hp.image_size, hp.resize_size, self._cache_dir(),
+        path = decoded_images(samples, image_size, resize_size, self._cache_dir(),
                               workers=max(hp.num_workers, 1), interpolation=hp.interpolation)
         return DecodedImageDataset(path, [s.label for s in samples],
                                    epoch_transforms(train, hp.rotation_degrees, hp.mean, hp.std))
