@@ -3,9 +3,12 @@
     python -m garbage_lit.evaluate ckpt=outputs/<run>/checkpoints/last.ckpt data=folder data.root=/path/to/data
 
 The run folder gets ``evaluation.json`` (accuracy, macro recall and F1, per-class precision / recall /
-F1, confusion matrix, most-confused pairs), ``per_class.csv`` and ``confusion_matrix.png``. When the
-model's classes have waste bins (garbage_classify's groups, the ``data.groups`` the model was trained with,
-or ``data.groups`` given here) it also reports bin accuracy and per-bin recall.
+F1, confusion matrix, most-confused pairs, expected calibration error before and after the model's temperature,
+accuracy at each "unsure" threshold), ``per_class.csv``, ``confusion_matrix.png``, ``gallery.png`` (the most
+confident mistakes and least confident correct answers; ``gradcam=true`` adds Grad-CAM heat maps),
+``reliability.png``, ``coverage.png`` and ``coverage.csv`` (accuracy against coverage, to pick ``predict``'s
+threshold). When the model's classes have waste bins (garbage_classify's groups, the ``data.groups`` the model
+was trained with, or ``data.groups`` given here) it also reports bin accuracy and per-bin recall.
 """
 
 from __future__ import annotations
@@ -33,9 +36,29 @@ from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.scan import Sample
+from garbage_lit.insight.calibration import calibration_metrics
+from garbage_lit.insight.coverage import coverage_table, write_coverage_table
+from garbage_lit.insight.final_test import insight_figures
+from garbage_lit.insight.gallery import gallery_indices
+from garbage_lit.insight.gradcam import gradcam_overlays
 from garbage_lit.models.metrics import bin_metrics, summary_metrics
 from garbage_lit.plots import confusion_figure
-from garbage_lit.run.folder import ACC, BIN_ACC, BIN_RECALL, F1, RECALL, metric_key, write_json_atomic
+from garbage_lit.run.folder import (
+    ACC,
+    BIN_ACC,
+    BIN_RECALL,
+    COVERAGE_FILE,
+    COVERAGE_TABLE,
+    ECE,
+    ECE_RAW,
+    F1,
+    GALLERY_FILE,
+    RECALL,
+    RELIABILITY_FILE,
+    TEMPERATURE,
+    metric_key,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +88,27 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     loader = DataLoader(ImageDataset(samples, eval_transform(model)), batch_size=cfg.batch_size,
                         num_workers=cfg.num_workers)
-    probs = torch.cat(inference_trainer(output_dir).predict(model, dataloaders=loader))
+    logits = torch.cat(inference_trainer(output_dir).predict(model, dataloaders=loader))
+    probs = model.probabilities(logits)
     targets = torch.tensor([s.label for s in samples])
     report = classification_report(probs, targets, model.class_names, cfg.top_confused, cfg.split, bins)
     report = {"checkpoint": str(Path(cfg.ckpt).resolve()), "data": str(datamodule.root),
               "layout": datamodule.hparams.layout, "split": cfg.split, **report,
+              **calibration_metrics(logits, targets, model.temperature, cfg.split),
+              "coverage": coverage_table(probs, targets),
               "config": OmegaConf.to_container(cfg, resolve=True)}
     _write(output_dir, report, model.class_names)
+    paths = [s.path for s in samples]
+    overlays = None
+    if cfg.gradcam:  # heat maps of the predicted class, for the photos the gallery shows
+        shown = gallery_indices(probs, targets, cfg.gallery_size)
+        pictures = gradcam_overlays(model, [paths[i] for i in shown], [int(probs[i].argmax()) for i in shown],
+                                    preprocessing_of(model), cfg.batch_size)
+        overlays = dict(zip(shown, pictures))
+    figures = insight_figures(logits, probs, targets, paths, model.class_names, bins, model.temperature,
+                              cfg.gallery_size, cfg.split, overlays)
+    for figure, file in zip(figures.values(), (GALLERY_FILE, RELIABILITY_FILE, COVERAGE_FILE)):
+        figure.savefig(output_dir / file, dpi=100)
     print(format_report(report))
     log.info("evaluation written to %s", output_dir)
     return report
@@ -151,6 +188,7 @@ def most_confused_pairs(confusion: torch.Tensor, class_names: Sequence[str], top
 
 def _write(output_dir: Path, report: dict[str, Any], class_names: list[str]) -> None:
     write_json_atomic(output_dir / REPORT_NAME, report)
+    write_coverage_table(output_dir / COVERAGE_TABLE, report["coverage"])
     with (output_dir / "per_class.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["class", "support", "predicted", "precision", "recall", "f1"])
         writer.writeheader()
@@ -170,7 +208,7 @@ def format_report(report: dict[str, Any]) -> str:
              f"{report['classes_evaluated']} classes)",
              f"accuracy {report[metric_key(split, ACC)]:.4f}   macro recall {report[metric_key(split, RECALL)]:.4f}   "
              f"macro F1 {report[metric_key(split, F1)]:.4f}",
-             *_bin_lines(report, split), "",
+             *_bin_lines(report, split), _calibration_line(report, split), "",
              f"{'class':<{width}}  support  predicted  precision  recall      f1"]
     lines += [f"{row['class']:<{width}}  {row['support']:>7}  {row['predicted']:>9}  {row['precision']:>9.3f}  "
               f"{row['recall']:>6.3f}  {row['f1']:>6.3f}" for row in report["per_class"]]
@@ -178,7 +216,18 @@ def format_report(report: dict[str, Any]) -> str:
         lines += ["", "most confused (true -> predicted: count, share of true class)"]
         lines += [f"  {p['true']} -> {p['predicted']}: {p['count']} ({p['share_of_true']:.1%})"
                   for p in report["most_confused"]]
+    lines += ["", "predict threshold=t: answered share (coverage) and accuracy on it; the rest are unsure"]
+    lines += [f"  t={row['threshold']:<4g}  coverage {row['coverage']:.3f}  accuracy "
+              + (f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-") for row in report["coverage"]]
     return "\n".join(lines)
+
+
+def _calibration_line(report: dict[str, Any], split: str) -> str:
+    """``ECE 0.031 (temperature 1.52; 0.085 before scaling)``, or the plain softmax's ECE without a temperature."""
+    ece = f"expected calibration error {report[metric_key(split, ECE)]:.4f}"
+    if report[TEMPERATURE] is None:
+        return ece + " (no temperature: the model was trained without a validation split)"
+    return ece + f" (temperature {report[TEMPERATURE]:.3f}; {report[metric_key(split, ECE_RAW)]:.4f} before scaling)"
 
 
 def _bin_lines(report: dict[str, Any], split: str) -> list[str]:

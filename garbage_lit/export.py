@@ -3,8 +3,9 @@
     python -m garbage_lit.export ckpt=outputs/<run>/checkpoints/last.ckpt format=onnx
 
 The model maps a float32 batch ``images`` (N, 3, H, W), RGB, already preprocessed, to ``logits``
-(N, num_classes); softmax gives probabilities. ``<model file>.json`` records the preprocessing
-(resize, center crop, mean, std), the class names and where the model came from.
+(N, num_classes); ``softmax(logits / temperature)`` gives probabilities. ``<model file>.json`` records the
+preprocessing (resize, center crop, mean, std), the class names, the temperature fitted on the validation split
+(``null``: none was, divide by 1) and where the model came from.
 """
 
 from __future__ import annotations
@@ -87,7 +88,9 @@ def sidecar(model: GarbageClassifier, fmt: str, output: Path, ckpt: str | Path, 
         "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32",
                   "layout": "NCHW, RGB channels"},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(model.class_names)],
-                   "meaning": "unnormalised class scores; softmax over dim 1 gives probabilities"},
+                   "meaning": "unnormalised class scores; softmax(logits / temperature) over dim 1 gives calibrated "
+                              "probabilities (temperature null: plain softmax)"},
+        "temperature": model.temperature,
         "preprocessing": {
             **pre,
             "steps": ["decode to 8-bit RGB (apply EXIF orientation; composite transparency on white)",

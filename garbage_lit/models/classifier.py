@@ -8,11 +8,12 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torchmetrics.classification import MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassCalibrationError, MulticlassConfusionMatrix
 
+from garbage_lit.insight.calibration import BINS, calibrated
 from garbage_lit.models.backbones import build_headless, create_backbone, is_pretrained_source
 from garbage_lit.models.metrics import class_metrics, summary_metrics
-from garbage_lit.run.folder import LOSS, TEST, TRAIN, VAL, metric_key
+from garbage_lit.run.folder import ECE, ECE_RAW, LOSS, TEST, TRAIN, VAL, metric_key
 
 
 class GarbageClassifier(pl.LightningModule):
@@ -25,6 +26,10 @@ class GarbageClassifier(pl.LightningModule):
     Every split logs ``<split>/loss``, ``<split>/acc`` and ``<split>/recall`` (:mod:`garbage_lit.models.metrics`)
     each epoch; the evaluated splits (``eval_splits``, the validation loaders in order, and the test) add
     per-class accuracy and, with ``class_bins`` (the waste bin of each class), bin accuracy and per-bin recall.
+    The final test adds ``test/ece`` (and ``test/ece_raw``, before temperature scaling, when fitted).
+
+    ``temperature`` (None until :func:`~garbage_lit.insight.calibration.fit_on_validation` fits one) divides the
+    logits before the softmax in :meth:`probabilities`; it is saved in and restored from checkpoints.
     """
 
     def __init__(
@@ -64,20 +69,30 @@ class GarbageClassifier(pl.LightningModule):
         self.val_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
         self.confusion_matrix: torch.Tensor | None = None  # the last test's, for the run's final results
+        self.test_ece = MulticlassCalibrationError(num_classes, n_bins=BINS, validate_args=False)
+        self.test_ece_raw = MulticlassCalibrationError(num_classes, n_bins=BINS, validate_args=False)
+        self.temperature: float | None = None
 
     # -- model ----------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
 
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities: ``softmax(logits / temperature)``, a plain softmax while no temperature is fitted."""
+        return calibrated(logits, self.temperature)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["pretrained_layout"] = is_pretrained_source(self.weights_source)
+        checkpoint["temperature"] = self.temperature
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Rebuild the backbone in the layout it was trained with when the checkpoint holds its weights.
 
         (Loading for inference builds with ``weights="none"``; GoogLeNet trained from ImageNet weights
         needs its ``transform_input``. A head-only checkpoint, of training on cached features, keeps the model's.)
+        The fitted temperature comes back too.
         """
+        self.temperature = checkpoint.get("temperature")
         holds_backbone = any(key.startswith("backbone.") for key in checkpoint["state_dict"])
         if holds_backbone and checkpoint["pretrained_layout"] != is_pretrained_source(self.weights_source):
             self.backbone = build_headless(self.hparams.arch, checkpoint["pretrained_layout"], self.hparams.zoo)
@@ -104,9 +119,16 @@ class GarbageClassifier(pl.LightningModule):
         self._evaluation_step(self.eval_splits[dataloader_idx], batch)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The final evaluation of the kept model on the test split; returns the batch's class probabilities
-        (for callbacks that keep per-image predictions)."""
-        return self._evaluation_step(TEST, batch).softmax(dim=-1)
+        """The final evaluation of the kept model on the test split, with its calibration; returns the batch's
+        logits (for callbacks that keep per-image predictions: :class:`~garbage_lit.run.predictions.TestOutputs`)."""
+        logits, targets = self._evaluation_step(TEST, batch), batch[1]
+        probs = self.probabilities(logits)
+        self.test_ece.update(probs, targets)
+        self.log(metric_key(TEST, ECE), self.test_ece, on_step=False, on_epoch=True)
+        if self.temperature is not None:
+            self.test_ece_raw.update(logits.softmax(dim=-1), targets)
+            self.log(metric_key(TEST, ECE_RAW), self.test_ece_raw, on_step=False, on_epoch=True)
+        return logits
 
     def _evaluation_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         loss, logits, targets = self.model_step(batch)
@@ -119,9 +141,10 @@ class GarbageClassifier(pl.LightningModule):
         return logits
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        """Class probabilities for the images of ``batch`` (a tensor, or a tuple/list starting with one)."""
+        """Logits for the images of ``batch`` (a tensor, or a tuple/list starting with one); :meth:`probabilities`
+        turns them into calibrated class probabilities, and evaluate also reads them raw."""
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(images).softmax(dim=-1)
+        return self(images)
 
     # -- epochs ---------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:

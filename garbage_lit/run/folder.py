@@ -36,6 +36,16 @@ MODEL_FILE = "model.ckpt"           # in CHECKPOINT_DIR: the kept model, whole: 
 REQUEUE_CHECKPOINT = "requeue.ckpt"  # in CHECKPOINT_DIR: saved at SLURM's warning signal, removed when training ends
 MULTIRUN_FILE = "multirun.yaml"     # a sweep folder's: the grid the sweep promised
 ATTEMPTS_DIR = "attempts"           # failure.log of each earlier attempt of a resumed run: attempts/failure-N.log
+# What the final test (and evaluate) draw: garbage_lit/insight
+GALLERY_FILE = "gallery.png"          # the most confident mistakes and the least confident correct answers
+RELIABILITY_FILE = "reliability.png"  # the reliability diagram, with the expected calibration error
+COVERAGE_FILE = "coverage.png"        # accuracy against coverage as the "unsure" threshold rises
+COVERAGE_TABLE = "coverage.csv"       # the same, one row per threshold
+# What garbage_lit.audit writes
+AUDIT_FILE = "audit.json"
+LABEL_ISSUES_FILE = "label_issues.csv"
+LABEL_ISSUES_GALLERY = "label_issues.png"
+EXCLUDE_FILE = "exclude.txt"          # the suspects as a data.exclude list
 
 ATTEMPTS = "attempts"  # metrics.json key: a SLURM job's attempts (the first, then each requeue), run/requeue.py
 
@@ -57,6 +67,9 @@ F1 = "f1"
 BIN_ACC = "bin_acc"        # a prediction counts when its class is in the image's bin (data.groups)
 BIN_RECALL = "bin_recall"  # per bin: bin_recall/<bin>, e.g. test/bin_recall/hazardous
 PER_CLASS_ACC = "per_class_acc"  # per class: per_class_acc/<class>, e.g. test/per_class_acc/glass
+ECE = "ece"            # expected calibration error of the model's probabilities (after temperature scaling, if fitted)
+ECE_RAW = "ece_raw"    # the same before temperature scaling (softmax of the logits), when a temperature was fitted
+TEMPERATURE = "temperature"  # metrics.json final: the fitted temperature (null without a validation split)
 TRAIN, VAL, TEST = "train", "val", "test"
 
 
@@ -73,6 +86,7 @@ def bin_recall_key(split: str, bin_name: str) -> str:
 TEST_ACC = metric_key(TEST, ACC)        # the headline number of a run
 TEST_RECALL = metric_key(TEST, RECALL)  # macro recall
 TEST_BIN_ACC = metric_key(TEST, BIN_ACC)
+TEST_ECE = metric_key(TEST, ECE)
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
