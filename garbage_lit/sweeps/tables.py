@@ -16,6 +16,7 @@ from garbage_lit.run.folder import (
     LOSS,
     TEST,
     TEST_ACC,
+    TEST_ECE,
     TEST_RECALL,
     TRAIN,
     metric_key,
@@ -210,6 +211,7 @@ def summary_table(configs: Sequence[Configuration]) -> list[dict[str, Any]]:
             TEST_RECALL: recall, f"{TEST_RECALL} std": recall_std,
             f"{TEST_ACC} ± std": format_mean_std(config.final(TEST_ACC)),
             f"{TEST_RECALL} ± std": format_mean_std(config.final(TEST_RECALL)),
+            TEST_ECE: _mean(config.final(TEST_ECE)), f"{TEST_ECE} ± std": format_mean_std(config.final(TEST_ECE)),
             "weights": "; ".join(sorted({str(j.metrics.get("weights_source")) for j in completed})) or "-",
             "s/epoch": _mean([float(j.metrics["seconds_per_epoch"]) for j in completed
                               if j.metrics.get("seconds_per_epoch") is not None]),
@@ -228,6 +230,7 @@ def jobs_table(jobs: Sequence[JobResult], reference_sha256: str | None) -> list[
         rows.append({
             "job": job.num, "status": job.status, **job_settings(job),
             TEST_ACC: job.final.get(TEST_ACC), TEST_RECALL: job.final.get(TEST_RECALL),
+            TEST_ECE: job.final.get(TEST_ECE),
             "best_epoch": job.metrics.get("best_epoch"), "seconds_per_epoch": job.metrics.get("seconds_per_epoch"),
             "weights_source": job.metrics.get("weights_source"),
             "split_manifest_sha256": sha,
