@@ -74,7 +74,7 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
     with threadpool_limits(limits=cfg.threads):
         probs = out_of_sample_probabilities(matrix, labels, images.num_classes, cfg.folds, cfg.regularization,
                                             cfg.seed)
-    suspects = find_suspects(probs, labels, conflicting_copies(images, samples))
+    suspects = find_suspects(probs, labels, conflicting_copies(images, samples), cfg.filter_by)
     names = images.class_names
     files = [s.path.relative_to(images.root).as_posix() for s in samples]
     _write_issues(output_dir / LABEL_ISSUES_FILE, suspects, files, where, names)
@@ -90,6 +90,8 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
         "data": str(images.root), "images": len(samples), "classes": names,
         "backbone": model.hparams.arch, "weights": model.weights_source, "folds": cfg.folds,
         "cross_validated_accuracy": float((probs.argmax(axis=1) == labels).mean()),
+        # the held-out heads' negative log likelihood: how trustworthy their probabilities are (lower is better)
+        "cross_validated_log_loss": float(-np.log(probs[np.arange(len(labels)), labels].clip(1e-12)).mean()),
         "suspects": len(suspects),
         "by_reason": _count(reason.split(" also labelled")[0] for s in suspects for reason in s.reasons),
         "given_to_suggested": _count(f"{names[s.given]} -> {names[s.suggested]}" for s in suspects),
@@ -149,8 +151,8 @@ def format_audit(summary: dict[str, Any], suspects: list[Suspect], files: list[s
                  limit: int) -> str:
     """The audit as console text: counts, then the most doubtful suspects."""
     lines = [f"{summary['suspects']} of {summary['images']} photos under {summary['data']} are suspects "
-             f"(cross-validated accuracy of the {summary['folds']}-fold heads: "
-             f"{summary['cross_validated_accuracy']:.4f})",
+             f"(the {summary['folds']}-fold heads' held-out accuracy {summary['cross_validated_accuracy']:.4f}, "
+             f"log loss {summary['cross_validated_log_loss']:.4f})",
              "by reason: " + ", ".join(f"{k} {v}" for k, v in summary["by_reason"].items()),
              "given -> suggested: " + ", ".join(f"{k} {v}" for k, v in summary["given_to_suggested"].items()), ""]
     lines += [f"{rank:>4}  {files[s.index]}  given {class_names[s.given]} ({s.label_quality:.3f})  suggested "

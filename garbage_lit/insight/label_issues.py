@@ -67,9 +67,13 @@ class Suspect:
 CONFIDENT_LEARNING = "confident learning"
 
 
-def find_suspects(probs: np.ndarray, labels: np.ndarray,
-                  conflicting_copies: dict[int, Sequence[str]] | None = None) -> list[Suspect]:
+def find_suspects(probs: np.ndarray, labels: np.ndarray, conflicting_copies: dict[int, Sequence[str]] | None = None,
+                  filter_by: str = "prune_by_class") -> list[Suspect]:
     """Photos with likely label errors, most doubtful first (lowest probability of their given label).
+
+    ``filter_by`` is cleanlab's rule for how many photos of each class to flag from the estimated noise:
+    ``prune_by_class`` (the ones of lowest self-confidence per given class) also flags a photo whose held-out head
+    is torn between two other classes; ``prune_by_noise_rate`` (cleanlab's default) needs a confident alternative.
 
     ``conflicting_copies`` maps a photo to the classes its byte-identical copies are labelled in elsewhere: those are
     suspects whatever the probabilities say, since at most one of the labels can be right.
@@ -78,7 +82,7 @@ def find_suspects(probs: np.ndarray, labels: np.ndarray,
     from cleanlab.filter import find_label_issues
     from cleanlab.rank import get_label_quality_scores
 
-    flagged = set(find_label_issues(labels, probs, filter_by="prune_by_noise_rate").nonzero()[0].tolist())
+    flagged = set(find_label_issues(labels, probs, filter_by=filter_by).nonzero()[0].tolist())
     quality = get_label_quality_scores(labels, probs, method="self_confidence")
     copies = conflicting_copies or {}
     suspects = []
