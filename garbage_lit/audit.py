@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,8 @@ from garbage_lit.data.split import SPLITS
 from garbage_lit.features.datamodule import FeatureDataModule
 from garbage_lit.insight.gallery import Tile, class_caption, gallery_figure
 from garbage_lit.insight.label_issues import (
+    CONFIDENT_LEARNING,
+    IDENTICAL_COPY,
     Suspect,
     find_suspects,
     out_of_sample_probabilities,
@@ -93,8 +96,10 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
         # the held-out heads' negative log likelihood: how trustworthy their probabilities are (lower is better)
         "cross_validated_log_loss": float(-np.log(probs[np.arange(len(labels)), labels].clip(1e-12)).mean()),
         "suspects": len(suspects),
-        "by_reason": _count(reason.split(" also labelled")[0] for s in suspects for reason in s.reasons),
-        "given_to_suggested": _count(f"{names[s.given]} -> {names[s.suggested]}" for s in suspects),
+        "by_reason": {CONFIDENT_LEARNING: sum(s.confident_learning for s in suspects),
+                      IDENTICAL_COPY: sum(bool(s.copy_classes) for s in suspects)},
+        "given_to_suggested": dict(Counter(f"{names[s.given]} -> {names[s.suggested]}" for s in suspects)
+                                   .most_common()),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     write_json_atomic(output_dir / AUDIT_FILE, summary)
@@ -138,13 +143,6 @@ def _write_issues(path: Path, suspects: list[Suspect], files: list[str], splits:
             writer.writerow([rank, files[s.index], class_names[s.given], class_names[s.suggested],
                              f"{s.label_quality:.4f}", f"{s.suggested_probability:.4f}", splits[s.index],
                              "; ".join(s.reasons)])
-
-
-def _count(values: Any) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for value in values:
-        counts[value] = counts.get(value, 0) + 1
-    return dict(sorted(counts.items(), key=lambda item: -item[1]))
 
 
 def format_audit(summary: dict[str, Any], suspects: list[Suspect], files: list[str], class_names: list[str],

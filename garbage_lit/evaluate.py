@@ -38,7 +38,7 @@ from garbage_lit.data.groups import class_bins
 from garbage_lit.data.scan import Sample
 from garbage_lit.insight.calibration import calibration_metrics
 from garbage_lit.insight.coverage import coverage_table, write_coverage_table
-from garbage_lit.insight.final_test import insight_figures
+from garbage_lit.insight.figures import insight_figures
 from garbage_lit.insight.gallery import gallery_indices
 from garbage_lit.insight.gradcam import gradcam_overlays
 from garbage_lit.models.metrics import bin_metrics, summary_metrics
@@ -47,14 +47,11 @@ from garbage_lit.run.folder import (
     ACC,
     BIN_ACC,
     BIN_RECALL,
-    COVERAGE_FILE,
     COVERAGE_TABLE,
     ECE,
     ECE_RAW,
     F1,
-    GALLERY_FILE,
     RECALL,
-    RELIABILITY_FILE,
     TEMPERATURE,
     metric_key,
     write_json_atomic,
@@ -107,7 +104,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         overlays = dict(zip(shown, pictures))
     figures = insight_figures(logits, probs, targets, paths, model.class_names, bins, model.temperature,
                               cfg.gallery_size, cfg.split, overlays)
-    for figure, file in zip(figures.values(), (GALLERY_FILE, RELIABILITY_FILE, COVERAGE_FILE)):
+    for file, figure in figures.items():
         figure.savefig(output_dir / file, dpi=100)
     print(format_report(report))
     log.info("evaluation written to %s", output_dir)

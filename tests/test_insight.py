@@ -18,6 +18,7 @@ from garbage_lit.export import export, sidecar_path
 from garbage_lit.insight.calibration import expected_calibration_error, fit_temperature, reliability_bins
 from garbage_lit.insight.coverage import coverage_table
 from garbage_lit.insight.gallery import least_confident_correct, mistakes_gallery, most_confident_mistakes
+from garbage_lit.models.backbones import create_backbone
 from garbage_lit.predict import UNSURE, predict
 from garbage_lit.train import train
 
@@ -199,6 +200,8 @@ def test_gradcam_overlays_the_crop_the_model_sees(calibrated_run):
     model = load_classifier(calibrated_run["ckpt"])
     assert last_spatial_layer(model.backbone, 224) is model.backbone.layer4  # resnet18: the block before pooling
     assert last_spatial_layer(model.backbone, 32) is model.backbone.layer3  # at 32 px layer4's map is 1 x 1
+    lite = create_backbone("efficientnet_lite0", "none").module  # one ReLU6 module serves every block, from the stem on
+    assert last_spatial_layer(lite, 224) is lite._bn1  # the head's conv + BN, 7 x 7: not the shared activation
     photos = sorted(calibrated_run["data"].rglob("*.jpg"))[:3]
     overlays = gradcam_overlays(model, photos, [0, 1, 2], preprocessing_of(model))
     assert [o.shape for o in overlays] == [(32, 32, 3)] * 3

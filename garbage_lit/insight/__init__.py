@@ -5,5 +5,6 @@
 * :mod:`~garbage_lit.insight.coverage`: accuracy against coverage, for picking the "unsure" threshold of ``predict``.
 * :mod:`~garbage_lit.insight.gradcam`: Grad-CAM heat maps over the gallery's photos (the ``insight`` extra).
 * :mod:`~garbage_lit.insight.label_issues`: out-of-sample probabilities and confident learning (``garbage_lit.audit``).
-* :mod:`~garbage_lit.insight.final_test`: the callback that draws all of it for a run's final test.
+* :mod:`~garbage_lit.insight.figures`: the pictures of an evaluated split, and the callback drawing them for a run's
+  final test.
 """

@@ -2,6 +2,8 @@
 
 The target layer is found, not configured: the last module of the backbone whose output is still a spatial
 feature map (N, C, H, W with H, W > 1), i.e. the block right before global pooling, whatever the architecture.
+A module the forward pass calls more than once (efficientnet_lite's one shared activation, used from the stem on)
+is passed over: Grad-CAM would read its first call, the stem's.
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from garbage_lit.insight.label_issues import INSTALL
 
 
 def last_spatial_layer(backbone: nn.Module, image_size: int) -> nn.Module:
-    """The module whose forward finishes last among those returning a spatial map (N, C, H, W), H and W > 1."""
+    """The module, called once per forward pass, that finishes last among those returning a spatial map
+    (N, C, H, W with H and W > 1)."""
     finished: list[nn.Module] = []
+    calls: dict[nn.Module, int] = {}
 
     def record(module: nn.Module, _inputs: object, output: object) -> None:
+        calls[module] = calls.get(module, 0) + 1
         if isinstance(output, torch.Tensor) and output.ndim == 4 and output.shape[-1] > 1 and output.shape[-2] > 1:
             finished.append(module)
 
@@ -35,9 +40,10 @@ def last_spatial_layer(backbone: nn.Module, image_size: int) -> nn.Module:
     finally:
         for hook in hooks:
             hook.remove()
-    if not finished:
+    once = [module for module in finished if calls[module] == 1]
+    if not once:
         raise ValueError(f"{type(backbone).__name__} has no layer with a spatial output for Grad-CAM")
-    return finished[-1]
+    return once[-1]
 
 
 def gradcam_overlays(model: nn.Module, paths: Sequence[Path], classes: Sequence[int], preprocessing: dict,

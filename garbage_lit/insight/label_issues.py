@@ -52,19 +52,27 @@ def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, num_cl
     return probs
 
 
+CONFIDENT_LEARNING = "confident learning"
+IDENTICAL_COPY = "identical photo in another class"
+
+
 @dataclass(frozen=True)
 class Suspect:
-    """One photo whose label confident learning doubts (or that has a byte-identical copy in another class)."""
+    """One photo whose label confident learning doubts, or that has a byte-identical copy in another class."""
 
     index: int
     given: int
     suggested: int
     label_quality: float    # the held-out probability of the given label: low means doubtful
     suggested_probability: float
-    reasons: tuple[str, ...]
+    confident_learning: bool             # flagged by confident learning
+    copy_classes: tuple[str, ...] = ()   # the other classes a byte-identical copy is filed under
 
-
-CONFIDENT_LEARNING = "confident learning"
+    @property
+    def reasons(self) -> list[str]:
+        """Why it is a suspect, in words: ``confident learning``, ``identical photo also labelled glass``."""
+        return ([CONFIDENT_LEARNING] if self.confident_learning else []) + \
+            ([f"identical photo also labelled {'/'.join(self.copy_classes)}"] if self.copy_classes else [])
 
 
 def find_suspects(probs: np.ndarray, labels: np.ndarray, conflicting_copies: dict[int, Sequence[str]] | None = None,
@@ -87,10 +95,8 @@ def find_suspects(probs: np.ndarray, labels: np.ndarray, conflicting_copies: dic
     copies = conflicting_copies or {}
     suspects = []
     for index in sorted(flagged | set(copies)):
-        reasons = [CONFIDENT_LEARNING] if index in flagged else []
-        if index in copies:
-            reasons.append("identical photo also labelled " + "/".join(sorted(set(copies[index]))))
         suggested = int(probs[index].argmax())
         suspects.append(Suspect(index, int(labels[index]), suggested, float(quality[index]),
-                                float(probs[index, suggested]), tuple(reasons)))
+                                float(probs[index, suggested]), index in flagged,
+                                tuple(sorted(set(copies.get(index, ()))))))
     return sorted(suspects, key=lambda s: (s.label_quality, s.index))

@@ -1,4 +1,5 @@
-"""The pictures of a run's final test: its mistakes gallery, reliability diagram and accuracy against coverage."""
+"""The pictures of an evaluated split (mistakes gallery, reliability diagram, accuracy against coverage), drawn by
+``evaluate`` and, for a run's final test, by :class:`FinalTestInsight`."""
 
 from __future__ import annotations
 
@@ -34,20 +35,20 @@ class FinalTestInsight(TestOutputs):
                                   pl_module.class_bins, pl_module.temperature, self.gallery_size, TEST)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_coverage_table(self.output_dir / COVERAGE_TABLE, coverage_table(probs, targets))
-        for (name, figure), file in zip(figures.items(), (GALLERY_FILE, RELIABILITY_FILE, COVERAGE_FILE)):
+        for file, figure in figures.items():
             figure.savefig(self.output_dir / file, dpi=100)
             for logger in trainer.loggers:
-                log_figure(logger, metric_key(TEST, name), figure, trainer.global_step)
+                log_figure(logger, metric_key(TEST, Path(file).stem), figure, trainer.global_step)
 
 
 def insight_figures(logits: torch.Tensor, probs: torch.Tensor, targets: torch.Tensor, paths: list[Path],
                     class_names: list[str], bins: list[str] | None, temperature: float | None, gallery_size: int,
                     split: str, pictures: dict | None = None) -> dict[str, Figure]:
-    """``gallery``, ``reliability`` (before and after temperature scaling, when fitted) and ``coverage`` figures of
-    one evaluated split: what the final test and ``evaluate`` both draw."""
+    """The gallery, reliability (after and before temperature scaling, when fitted) and coverage figures of one
+    evaluated split, by the file each is saved as: what the final test and ``evaluate`` both draw."""
     curves = {f"{split}, temperature {temperature:.2f}": (probs, targets)} if temperature is not None else {}
     curves[f"{split}, softmax" + (" (before scaling)" if temperature is not None else "")] = \
         (logits.softmax(dim=-1), targets)
-    return {"gallery": mistakes_gallery(probs, targets, paths, class_names, gallery_size, bins, pictures),
-            "reliability": reliability_figure(curves),
-            "coverage": coverage_figure(probs, targets)}
+    return {GALLERY_FILE: mistakes_gallery(probs, targets, paths, class_names, gallery_size, bins, pictures),
+            RELIABILITY_FILE: reliability_figure(curves),
+            COVERAGE_FILE: coverage_figure(probs, targets)}
