@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 from garbage_lit.config import CONFIG_DIR, ConfigError, register_resolvers
 from garbage_lit.data.datamodule import GarbageDataModule
 from garbage_lit.data.exclude import write_exclusions
-from garbage_lit.data.scan import Sample
+from garbage_lit.data.samples import Sample, relative_file
 from garbage_lit.data.split import SPLITS
 from garbage_lit.features.datamodule import FeatureDataModule
 from garbage_lit.insight.gallery import Tile, class_caption, gallery_figure
@@ -79,7 +79,7 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
                                             cfg.seed)
     suspects = find_suspects(probs, labels, conflicting_copies(images, samples), cfg.filter_by)
     names = images.class_names
-    files = [s.path.relative_to(images.root).as_posix() for s in samples]
+    files = [relative_file(s.path, images.root) for s in samples]
     _write_issues(output_dir / LABEL_ISSUES_FILE, suspects, files, where, names)
     excluded = suspects if cfg.exclude_top is None else suspects[:cfg.exclude_top]
     write_exclusions(output_dir / EXCLUDE_FILE, [files[s.index] for s in excluded],

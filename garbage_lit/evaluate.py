@@ -33,9 +33,9 @@ from torchmetrics.functional.classification import (
 
 from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
 from garbage_lit.config import CONFIG_DIR, register_resolvers
-from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.groups import class_bins
-from garbage_lit.data.scan import Sample
+from garbage_lit.data.images import ImageDataset
+from garbage_lit.data.samples import Sample
 from garbage_lit.insight.calibration import calibration_metrics
 from garbage_lit.insight.coverage import coverage_table, write_coverage_table
 from garbage_lit.insight.figures import insight_figures

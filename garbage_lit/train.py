@@ -140,10 +140,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # The kept epoch's value (metrics.json's row of final["epoch"]): what a sweeper optimizes, never a test metric.
         row = next((e for e in metrics_json.epochs if e["epoch"] == final["epoch"]), {})
         final[objective] = row.get(objective)
-    metrics_json.update(status=COMPLETED, final=final, best_epoch=final["epoch"])
     figures = {metric_key(TEST, "confusion_matrix"): confusion_figure(final["confusion_matrix"], model.class_names)} \
         if "confusion_matrix" in final else {}
     log_run_summary(trainer.loggers, run_hparams(cfg, model.weights_source), figures, trainer.global_step)
+    metrics_json.update(status=COMPLETED, final=final, best_epoch=final["epoch"])  # the last thing the run does
     if TEST_ACC in final:
         log.info("test accuracy %.4f, macro recall %.4f (weights: %s); results in %s",
                  final[TEST_ACC], final[TEST_RECALL], model.weights_source, output_dir)

@@ -10,7 +10,7 @@ import pytest
 
 from garbage_lit.audit import audit
 from garbage_lit.data.datamodule import GarbageDataModule
-from garbage_lit.data.scan import DataError
+from garbage_lit.data.samples import DataError
 
 from helpers.config import compose_app
 from helpers.data import CLASS_COLOURS, REPO, make_folder_dataset, write_image

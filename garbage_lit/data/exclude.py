@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from garbage_lit.atomic import atomic_write
-from garbage_lit.data.scan import DataError, DataProblem, ScanResult
+from garbage_lit.data.samples import DataError, DataProblem, ScanResult, relative_file
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +45,8 @@ def drop_excluded(scan: ScanResult, exclude: str | Path) -> tuple[ScanResult, li
     """
     listed = read_exclusions(exclude)
     wanted = set(listed)
-    kept = [s for s in scan.samples if s.path.relative_to(scan.root).as_posix() not in wanted]
-    found = wanted & {s.path.relative_to(scan.root).as_posix() for s in scan.samples}
+    kept = [s for s in scan.samples if relative_file(s.path, scan.root) not in wanted]
+    found = wanted & {relative_file(s.path, scan.root) for s in scan.samples}
     if listed and not found:
         raise DataError(f"data.exclude={exclude} lists {len(wanted)} photos but none of them is under {scan.root} "
                         f"(e.g. {listed[0]}); the paths must be relative to data.root")
