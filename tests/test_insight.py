@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.data.images import load_rgb
@@ -135,6 +136,10 @@ def test_temperature_is_fitted_on_validation_and_kept_in_the_checkpoint(calibrat
     with (run / "coverage.csv").open() as handle:
         coverage = list(csv.DictReader(handle))
     assert float(coverage[0]["threshold"]) == 0.0 and int(coverage[0]["answered"]) == len(rows)
+    # ... also as TensorBoard images, beside the test/ece scalar
+    events = EventAccumulator(str(run / "tensorboard"), size_guidance={"images": 0}).Reload()
+    assert {"test/gallery", "test/reliability", "test/coverage"} <= set(events.Tags()["images"])
+    assert "test/ece" in events.Tags()["scalars"]
 
 
 def test_predict_applies_the_temperature_and_answers_unsure_below_the_threshold(calibrated_run, tmp_path):
