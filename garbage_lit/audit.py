@@ -41,6 +41,7 @@ from garbage_lit.insight.label_issues import (
     out_of_sample_probabilities,
     require_insight_packages,
 )
+from garbage_lit.models.classifier import GarbageClassifier
 from garbage_lit.run.folder import AUDIT_FILE, EXCLUDE_FILE, LABEL_ISSUES_FILE, LABEL_ISSUES_GALLERY, write_json_atomic
 from garbage_lit.run.launch import share_cpu_threads
 
@@ -65,11 +66,7 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
                           f"split; set data.rotation_degrees=0 data.augment=paper")
     images.setup("test")
     model = instantiate(cfg.model, num_classes=images.num_classes, class_names=images.class_names)
-    features = FeatureDataModule(images, model.backbone, model.hparams.arch, views=1, cache_dir=cfg.paths.cache_dir)
-    splits = [split for split in SPLITS if images.splits[split]]
-    samples = [sample for split in splits for sample in images.splits[split]]
-    where = [split for split in splits for _ in images.splits[split]]
-    matrix = np.concatenate([features.features(split).features[0].cpu().numpy() for split in splits])
+    samples, where, matrix = split_features(images, model, cfg.paths.cache_dir)
     labels = np.array([s.label for s in samples])
 
     from threadpoolctl import threadpool_limits  # scikit-learn's; its BLAS keeps to `threads` too
@@ -89,23 +86,38 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
     shown = suspects[:cfg.gallery_size]
     figure = gallery_figure([("suspected labels, most doubtful first", suspect_tiles(shown, samples, names))], names)
     figure.savefig(output_dir / LABEL_ISSUES_GALLERY, dpi=100)
-    summary = {
-        "data": str(images.root), "images": len(samples), "classes": names,
-        "backbone": model.hparams.arch, "weights": model.weights_source, "folds": cfg.folds,
+    summary = {"data": str(images.root), "images": len(samples), "classes": names, "backbone": model.hparams.arch,
+               "weights": model.weights_source, "folds": cfg.folds, **_counts(probs, labels, suspects, names),
+               "config": OmegaConf.to_container(cfg, resolve=True)}
+    write_json_atomic(output_dir / AUDIT_FILE, summary)
+    print(format_audit(summary, suspects, files, names, cfg.print_limit))
+    log.info("audit written to %s", output_dir)
+    return summary
+
+
+def split_features(images: GarbageDataModule, model: GarbageClassifier,
+                   cache_dir: str | Path) -> tuple[list[Sample], list[str], np.ndarray]:
+    """Every photo of ``images``' splits, the split it sits in, and its features under ``model``'s backbone, taken
+    from (or put into) the feature cache split by split, as a training run reads them."""
+    features = FeatureDataModule(images, model.backbone, model.hparams.arch, views=1, cache_dir=cache_dir)
+    splits = [split for split in SPLITS if images.splits[split]]
+    samples = [sample for split in splits for sample in images.splits[split]]
+    where = [split for split in splits for _ in images.splits[split]]
+    return samples, where, np.concatenate([features.features(split).features[0].cpu().numpy() for split in splits])
+
+
+def _counts(probs: np.ndarray, labels: np.ndarray, suspects: list[Suspect], class_names: list[str]) -> dict[str, Any]:
+    """How good the held-out heads are, and how many suspects there are, by reason and by (given, suggested)."""
+    return {
         "cross_validated_accuracy": float((probs.argmax(axis=1) == labels).mean()),
         # the held-out heads' negative log likelihood: how trustworthy their probabilities are (lower is better)
         "cross_validated_log_loss": float(-np.log(probs[np.arange(len(labels)), labels].clip(1e-12)).mean()),
         "suspects": len(suspects),
         "by_reason": {CONFIDENT_LEARNING: sum(s.confident_learning for s in suspects),
                       IDENTICAL_COPY: sum(bool(s.copy_classes) for s in suspects)},
-        "given_to_suggested": dict(Counter(f"{names[s.given]} -> {names[s.suggested]}" for s in suspects)
-                                   .most_common()),
-        "config": OmegaConf.to_container(cfg, resolve=True),
+        "given_to_suggested": dict(Counter(f"{class_names[s.given]} -> {class_names[s.suggested]}"
+                                           for s in suspects).most_common()),
     }
-    write_json_atomic(output_dir / AUDIT_FILE, summary)
-    print(format_audit(summary, suspects, files, names, cfg.print_limit))
-    log.info("audit written to %s", output_dir)
-    return summary
 
 
 def conflicting_copies(images: GarbageDataModule, samples: list[Sample]) -> dict[int, list[str]]:
