@@ -111,3 +111,15 @@ def test_planted_flips_in_a_copy_of_the_real_sample_rank_near_the_top(tmp_path):
     planted = [f"{wrong}/{Path(file).name}" for file, wrong in flips.items()]
     assert all(file in ranks for file in planted), (planted, list(ranks)[:20])
     assert max(ranks[file] for file in planted) <= 15
+
+
+def test_a_missing_package_is_named_with_the_extra_that_brings_it(monkeypatch):
+    import importlib.util
+
+    from garbage_lit.insight.label_issues import require_insight_packages
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "cleanlab" else find_spec(name, *a))
+    with pytest.raises(ImportError, match=r"needs cleanlab: pip install 'garbage-lit\[insight\]'"):
+        require_insight_packages()
