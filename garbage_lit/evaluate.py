@@ -205,7 +205,7 @@ def format_report(report: dict[str, Any]) -> str:
              f"{report['classes_evaluated']} classes)",
              f"accuracy {report[metric_key(split, ACC)]:.4f}   macro recall {report[metric_key(split, RECALL)]:.4f}   "
              f"macro F1 {report[metric_key(split, F1)]:.4f}",
-             *_bin_lines(report, split), _calibration_line(report, split), "",
+             *_bin_lines(report, split), *_calibration_lines(report, split), "",
              f"{'class':<{width}}  support  predicted  precision  recall      f1"]
     lines += [f"{row['class']:<{width}}  {row['support']:>7}  {row['predicted']:>9}  {row['precision']:>9.3f}  "
               f"{row['recall']:>6.3f}  {row['f1']:>6.3f}" for row in report["per_class"]]
@@ -213,18 +213,22 @@ def format_report(report: dict[str, Any]) -> str:
         lines += ["", "most confused (true -> predicted: count, share of true class)"]
         lines += [f"  {p['true']} -> {p['predicted']}: {p['count']} ({p['share_of_true']:.1%})"
                   for p in report["most_confused"]]
-    lines += ["", "predict threshold=t: answered share (coverage) and accuracy on it; the rest are unsure"]
-    lines += [f"  t={row['threshold']:<4g}  coverage {row['coverage']:.3f}  accuracy "
-              + (f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-") for row in report["coverage"]]
+    if report.get("coverage"):
+        lines += ["", "predict threshold=t: answered share (coverage) and accuracy on it; the rest are unsure"]
+        lines += [f"  t={row['threshold']:<4g}  coverage {row['coverage']:.3f}  accuracy "
+                  + (f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-") for row in report["coverage"]]
     return "\n".join(lines)
 
 
-def _calibration_line(report: dict[str, Any], split: str) -> str:
-    """``ECE 0.031 (temperature 1.52; 0.085 before scaling)``, or the plain softmax's ECE without a temperature."""
+def _calibration_lines(report: dict[str, Any], split: str) -> list[str]:
+    """``expected calibration error 0.0384 (temperature 0.779; 0.0484 before scaling)`` when the report has it."""
+    if metric_key(split, ECE) not in report:
+        return []
     ece = f"expected calibration error {report[metric_key(split, ECE)]:.4f}"
-    if report[TEMPERATURE] is None:
-        return ece + " (no temperature: the model was trained without a validation split)"
-    return ece + f" (temperature {report[TEMPERATURE]:.3f}; {report[metric_key(split, ECE_RAW)]:.4f} before scaling)"
+    if report.get(TEMPERATURE) is None:
+        return [ece + " (no temperature: the model was trained without a validation split)"]
+    return [ece + f" (temperature {report[TEMPERATURE]:.3f}; {report[metric_key(split, ECE_RAW)]:.4f} before "
+                  f"scaling)"]
 
 
 def _bin_lines(report: dict[str, Any], split: str) -> list[str]:

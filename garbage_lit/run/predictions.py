@@ -45,11 +45,13 @@ class TestOutputs(pl.Callback):
             # DistributedSampler (no shuffling) deals image i to rank i % world_size, padding the last round.
             logits = pl_module.all_gather(logits).transpose(0, 1).reshape(-1, logits.shape[-1])
         if trainer.is_global_zero:
-            self.on_test_outputs(trainer, pl_module, logits[: len(samples)].cpu(), samples)
+            # Fewer rows than samples when the test was cut short (limit_test_batches, fast_dev_run): the first ones.
+            count = min(len(logits), len(samples))
+            self.on_test_outputs(trainer, pl_module, logits[:count].float().cpu(), samples[:count])
 
     def on_test_outputs(self, trainer: pl.Trainer, pl_module: pl.LightningModule, logits: torch.Tensor,
                         samples: list) -> None:
-        """What to do with every test image's logits (row i belongs to ``samples[i]``)."""
+        """What to do with the test images' logits (row i belongs to ``samples[i]``)."""
         raise NotImplementedError
 
 
