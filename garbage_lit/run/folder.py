@@ -2,8 +2,9 @@
 
 A job's folder holds ``metrics.json`` (status, per-epoch history, final test metrics, provenance),
 ``split_manifest.csv``, ``failure.log`` when it failed or was interrupted, ``data_problems.csv`` /
-``duplicates.csv`` when the data had any, ``checkpoints/``, ``tensorboard/``, Hydra's ``.hydra/`` and, once
-it was resumed after a failure, ``attempts/`` (the earlier attempts' failure logs). Paths it records about
+``duplicates.csv`` when the data had any, ``test_predictions.csv`` and the final test's pictures (``gallery.png``,
+``reliability.png``, ``coverage.png`` / ``.csv``), ``checkpoints/``, ``tensorboard/``, Hydra's ``.hydra/`` and,
+once it was resumed after a failure, ``attempts/`` (the earlier attempts' failure logs). Paths it records about
 itself are relative to it, so the folder can be moved or copied and resumed there. Every other module reads
 and writes run folders through the names and functions here.
 """
