@@ -7,9 +7,12 @@ Flip averaging and the test-time size are the checkpoint's unless ``flip_tta=``,
 say otherwise (:func:`~garbage_lit.checkpoints.load_for_inference`).
 
 The run folder gets ``evaluation.json`` (accuracy, macro recall and F1, per-class precision / recall /
-F1, confusion matrix, most-confused pairs), ``per_class.csv`` and ``confusion_matrix.png``. When the
-model's classes have waste bins (garbage_classify's groups, the ``data.groups`` the model was trained with,
-or ``data.groups`` given here) it also reports bin accuracy and per-bin recall.
+F1, confusion matrix, most-confused pairs, expected calibration error before and after the model's temperature,
+accuracy at each "unsure" threshold), ``per_class.csv``, ``confusion_matrix.png``, ``gallery.png`` (the most
+confident mistakes and least confident correct answers; ``gradcam=true`` adds Grad-CAM heat maps),
+``reliability.png``, ``coverage.png`` and ``coverage.csv`` (accuracy against coverage, to pick ``predict``'s
+threshold). When the model's classes have waste bins (garbage_classify's groups, the ``data.groups`` the model
+was trained with, or ``data.groups`` given here) it also reports bin accuracy and per-bin recall.
 """
 
 from __future__ import annotations
@@ -43,9 +46,26 @@ from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.images import ImageDataset
 from garbage_lit.data.samples import Sample
+from garbage_lit.insight.calibration import calibration_metrics
+from garbage_lit.insight.coverage import coverage_table, write_coverage_table
+from garbage_lit.insight.figures import insight_figures
+from garbage_lit.insight.gallery import gallery_indices
+from garbage_lit.insight.gradcam import gradcam_overlays
 from garbage_lit.models.metrics import accuracy_interval, bin_metrics, summary_metrics
 from garbage_lit.plots import confusion_figure
-from garbage_lit.run.folder import ACC, BIN_ACC, BIN_RECALL, F1, RECALL, metric_key, write_json_atomic
+from garbage_lit.run.folder import (
+    ACC,
+    BIN_ACC,
+    BIN_RECALL,
+    COVERAGE_TABLE,
+    ECE,
+    ECE_RAW,
+    F1,
+    RECALL,
+    TEMPERATURE,
+    metric_key,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +83,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model = load_for_inference(cfg.ckpt, cfg.flip_tta, cfg.image_size, cfg.resize_size)
+    if cfg.gradcam and len(model.models) > 1:
+        raise ValueError("gradcam=true draws one model's heat maps; give one checkpoint in ckpt= (or gradcam=false)")
     groups = cfg.data.get("groups")
     # Bins belong to the model's classes (the data may hold only some of them), so the data module gets none.
     bins = class_bins(model.class_names, groups) if groups is not None else model.class_bins
@@ -76,15 +98,29 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     loader = DataLoader(ImageDataset(samples, eval_transform(model)), batch_size=cfg.batch_size,
                         num_workers=cfg.num_workers)
-    probs = torch.cat(inference_trainer(output_dir).predict(model, dataloaders=loader))
+    scores = torch.cat(inference_trainer(output_dir).predict(model, dataloaders=loader))
+    probs = model.probabilities(scores)
     targets = torch.tensor([s.label for s in samples])
     report = classification_report(probs, targets, model.class_names, cfg.top_confused, cfg.split, bins)
     checkpoints = [str(path.resolve()) for path in checkpoint_paths(cfg.ckpt)]
     report = {"checkpoint": checkpoints[0] if len(checkpoints) == 1 else checkpoints, "data": str(datamodule.root),
               "layout": datamodule.hparams.layout, "split": cfg.split,
               "inference": {**preprocessing_of(model), "flip_tta": model.hparams.flip_tta}, **report,
+              **calibration_metrics(scores, targets, model.temperature, cfg.split),
+              "coverage": coverage_table(probs, targets),
               "config": OmegaConf.to_container(cfg, resolve=True)}
     _write(output_dir, report, model.class_names)
+    paths = [s.path for s in samples]
+    overlays = None
+    if cfg.gradcam:  # heat maps of the predicted class, for the photos the gallery shows
+        shown = gallery_indices(probs, targets, cfg.gallery_size)
+        pictures = gradcam_overlays(model.models[0], [paths[i] for i in shown], [int(probs[i].argmax()) for i in shown],
+                                    preprocessing_of(model), cfg.batch_size)
+        overlays = dict(zip(shown, pictures))
+    figures = insight_figures(scores, probs, targets, paths, model.class_names, bins, model.temperature,
+                              cfg.gallery_size, cfg.split, overlays)
+    for file, figure in figures.items():
+        figure.savefig(output_dir / file, dpi=100)
     print(format_report(report))
     log.info("evaluation written to %s", output_dir)
     return report
@@ -165,6 +201,7 @@ def most_confused_pairs(confusion: torch.Tensor, class_names: Sequence[str], top
 
 def _write(output_dir: Path, report: dict[str, Any], class_names: list[str]) -> None:
     write_json_atomic(output_dir / REPORT_NAME, report)
+    write_coverage_table(output_dir / COVERAGE_TABLE, report["coverage"])
     with (output_dir / "per_class.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.DictWriter(handle, fieldnames=["class", "support", "predicted", "precision", "recall", "f1"])
         writer.writeheader()
@@ -187,7 +224,7 @@ def format_report(report: dict[str, Any]) -> str:
              f"accuracy {report[metric_key(split, ACC)]:.4f}{_interval_said(report.get('acc_interval_95'))}   "
              f"macro recall {report[metric_key(split, RECALL)]:.4f}   "
              f"macro F1 {report[metric_key(split, F1)]:.4f}",
-             *_bin_lines(report, split), "",
+             *_bin_lines(report, split), *_calibration_lines(report, split), "",
              f"{'class':<{width}}  support  predicted  precision  recall      f1"]
     lines += [f"{row['class']:<{width}}  {row['support']:>7}  {row['predicted']:>9}  {row['precision']:>9.3f}  "
               f"{row['recall']:>6.3f}  {row['f1']:>6.3f}" for row in report["per_class"]]
@@ -195,6 +232,10 @@ def format_report(report: dict[str, Any]) -> str:
         lines += ["", "most confused (true -> predicted: count, share of true class)"]
         lines += [f"  {p['true']} -> {p['predicted']}: {p['count']} ({p['share_of_true']:.1%})"
                   for p in report["most_confused"]]
+    if report.get("coverage"):
+        lines += ["", "predict threshold=t: answered share (coverage) and accuracy on it; the rest are unsure"]
+        lines += [f"  t={row['threshold']:<4g}  coverage {row['coverage']:.3f}  accuracy "
+                  + (f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-") for row in report["coverage"]]
     return "\n".join(lines)
 
 
@@ -208,6 +249,17 @@ def _inference_said(inference: dict[str, Any] | None) -> str:
         return ""
     return (f"; {inference['image_size']} px crop of {inference['resize_size']}"
             + (", flip-averaged" if inference["flip_tta"] else ""))
+
+
+def _calibration_lines(report: dict[str, Any], split: str) -> list[str]:
+    """``expected calibration error 0.0384 (temperature 0.779; 0.0484 before scaling)`` when the report has it."""
+    if metric_key(split, ECE) not in report:
+        return []
+    ece = f"expected calibration error {report[metric_key(split, ECE)]:.4f}"
+    if report.get(TEMPERATURE) is None:
+        return [ece + " (no temperature: the model was trained without a validation split)"]
+    return [ece + f" (temperature {report[TEMPERATURE]:.3f}; {report[metric_key(split, ECE_RAW)]:.4f} before "
+                  f"scaling)"]
 
 
 def _bin_lines(report: dict[str, Any], split: str) -> list[str]:

@@ -3,11 +3,12 @@
     python -m garbage_lit.export ckpt=outputs/<run>/checkpoints/model.ckpt format=onnx
 
 The model maps a float32 batch ``images`` (N, 3, H, W), RGB, already preprocessed, to ``logits``
-(N, num_classes); softmax gives probabilities. With flip averaging (the checkpoint's ``model.flip_tta`` or
-``flip_tta=true``) or several checkpoints (an ensemble), the graph itself runs each model on the images and their
-mirror images and its ``logits`` are the log of the averaged class probabilities (softmax still gives them).
+(N, num_classes); ``softmax(logits / temperature)`` gives probabilities (``temperature`` null: divide by 1).
+With flip averaging (the checkpoint's ``model.flip_tta`` or ``flip_tta=true``) or several checkpoints (an
+ensemble), the graph itself runs each model on the images and their mirror images and its ``logits`` are the log
+of the averaged class probabilities (an ensemble's models each calibrated by their own temperature first).
 ``<model file>.json`` records the preprocessing (resize, center crop, mean, std), what the graph averages, the
-class names and where the model came from.
+temperature fitted on the validation split, the class names and where the model came from.
 """
 
 from __future__ import annotations
@@ -100,11 +101,13 @@ def sidecar(model: Ensemble, fmt: str, output: Path, ckpt: str | Path | list[str
         "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32",
                   "layout": "NCHW, RGB channels"},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(model.class_names)],
-                   "meaning": "log of the class probabilities averaged in the graph (see averaged); softmax over dim 1 "
-                              "gives those probabilities" if averaged else
-                              "unnormalised class scores; softmax over dim 1 gives probabilities"},
+                   "meaning": ("log of the class probabilities averaged in the graph (see averaged)" if averaged
+                               else "unnormalised class scores")
+                              + "; softmax(logits / temperature) over dim 1 gives calibrated probabilities "
+                                "(temperature null: plain softmax)"},
         "averaged": {"horizontal_flip": bool(model.hparams.flip_tta), "models": len(paths),
                      "where": "inside the graph: give it the preprocessed images only"},
+        "temperature": model.temperature,
         "preprocessing": {
             **pre,
             "steps": ["decode to 8-bit RGB (apply EXIF orientation; composite transparency on white)",

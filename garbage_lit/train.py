@@ -33,6 +33,7 @@ from pytorch_lightning.plugins.precision import Precision
 
 from garbage_lit.config import CONFIG_DIR, register_resolvers, unknown_key_hint, validate_config
 from garbage_lit.features.datamodule import backbone_detached, feature_datamodule
+from garbage_lit.insight.calibration import fit_on_validation
 from garbage_lit.models.metrics import per_class_accuracy
 from garbage_lit.plots import confusion_figure
 from garbage_lit.run.failures import recording_stops
@@ -129,6 +130,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(model, datamodule=data, ckpt_path=resume.ckpt_path if resume is not None else None)
         final: dict[str, Any] = {"checkpoint": f"{CHECKPOINT_DIR}/{MODEL_FILE}" if cfg.save_model else None,
                                  "epoch": _keep_chosen_epoch(trainer, model)}  # the checkpoint relative to the run
+        if cfg.temperature_scaling:  # on the validation split, before the test and the saved model use it
+            final.update(fit_on_validation(model, data))
         if cfg.test:
             with full_precision(trainer, model):  # the model as evaluate, predict and the export run it
                 trainer.test(model, datamodule=data)

@@ -14,6 +14,7 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_duplicates, summary, write_duplicates
+from garbage_lit.data.exclude import drop_excluded
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.images import ImageDataset
@@ -60,6 +61,9 @@ class GarbageDataModule(pl.LightningDataModule):
     collated training batch ``(images, labels)``; its labels may come out soft (class probabilities), which the
     classifier's loss takes as they are.
 
+    ``exclude`` names a list of photos to leave out (one path per line, relative to ``root``; see
+    :mod:`garbage_lit.data.exclude`): they are dropped before the split and listed in ``data_problems.csv``.
+
     ``scan_cache`` keeps each file's check result in ``cache_dir``, so later jobs skip re-reading unchanged files.
     ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. (Cached backbone features are
     :mod:`garbage_lit.features`' business: they need the model too.)
@@ -95,6 +99,7 @@ class GarbageDataModule(pl.LightningDataModule):
         scan_cache: bool = True,
         eval_test: bool = True,
         batch_transform: Callable[..., Callable] | None = None,
+        exclude: str | Path | None = None,
     ) -> None:
         super().__init__()
         # The batch transform's partial stays out of checkpoints, so they load with weights_only=True.
@@ -121,6 +126,7 @@ class GarbageDataModule(pl.LightningDataModule):
         hp = self.hparams
         training = stage in (None, "fit")
         scan = scan_dataset(self.root, hp.layout, cache_dir=hp.cache_dir if hp.scan_cache else None)
+        scan, excluded = drop_excluded(scan, hp.exclude) if hp.exclude else (scan, [])
         self.class_bins = class_bins(scan.class_names, hp.groups)
         if self.batch_transform_factory is not None:
             self.batch_transform = self.batch_transform_factory(num_classes=scan.num_classes)
@@ -135,7 +141,7 @@ class GarbageDataModule(pl.LightningDataModule):
                               if a == name and i not in dropped]
                        for name in SPLITS}
         self._report_problems(scan.problems + (self._unmeasured_classes(scan.class_names) if training else []),
-                              scan.ignored)
+                              scan.ignored + excluded)
         self._report_duplicates(scan, assignment, dropped)
         if training:
             self._check_training_split()
@@ -143,8 +149,9 @@ class GarbageDataModule(pl.LightningDataModule):
             self.manifest_sha256 = self._write_manifest(scan, assignment)
         self.scan = scan
         split = ", ".join(f"{name} {len(samples)}" for name, samples in self.splits.items())
-        log.info("data: %s (%s layout), %d classes, %d images%s%s", self.root, scan.layout, scan.num_classes,
+        log.info("data: %s (%s layout), %d classes, %d images%s%s%s", self.root, scan.layout, scan.num_classes,
                  len(scan.samples), f"; split {split}" if training else "",
+                 f"; {len(excluded)} left out as data.exclude lists (in {PROBLEMS_FILE})" if excluded else "",
                  f"; {len(scan.ignored)} other file(s) ignored, not images (listed in {PROBLEMS_FILE})"
                  if scan.ignored else "")
 
@@ -212,7 +219,8 @@ class GarbageDataModule(pl.LightningDataModule):
                 f"lower data.val_ratio (e.g. {TYPICAL_RATIO['val']})")
 
     def _report_problems(self, problems: list[DataProblem], ignored: list[DataProblem]) -> None:
-        """List every problem and ignored file; refuse problems under ``strict``, else warn once per kind (action)."""
+        """List every problem and ignored (or excluded) file; refuse problems under ``strict``, else warn once per
+        kind (action)."""
         listing = self.output_dir / PROBLEMS_FILE if self.output_dir else None
         if listing is not None and (problems or ignored):
             _write_problems(listing, problems + ignored)

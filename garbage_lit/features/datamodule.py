@@ -99,14 +99,14 @@ class FeatureDataModule(pl.LightningDataModule):
         self.images.setup(stage)
 
     def train_dataloader(self) -> DataLoader:
-        return self._features("train").loader(self.images.hparams.batch_size, shuffle=True)
+        return self.features("train").loader(self.images.hparams.batch_size, shuffle=True)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self._features(split).loader(self.images.hparams.batch_size, shuffle=False)
+        return [self.features(split).loader(self.images.hparams.batch_size, shuffle=False)
                 for split in self.eval_splits]
 
     def test_dataloader(self) -> DataLoader:
-        return self._features("test").loader(self.images.hparams.batch_size, shuffle=False)
+        return self.features("test").loader(self.images.hparams.batch_size, shuffle=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {"backbone": self.backbone_name, "backbone_fingerprint": self.fingerprint}
@@ -120,7 +120,8 @@ class FeatureDataModule(pl.LightningDataModule):
                 f"({self.backbone_name}) has weights {self.fingerprint[:12]}...: resume with the model config the run "
                 f"was trained with (the same model.arch and model.weights)")
 
-    def _features(self, split: str) -> FeatureDataset:
+    def features(self, split: str) -> FeatureDataset:
+        """``split``'s features (computed into the cache the first time any run asks for them) and labels."""
         if split not in self._sets:
             hp = self.images.hparams
             augmented = split == "train" and self.images.augments_training

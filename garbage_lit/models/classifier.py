@@ -8,11 +8,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torchmetrics.classification import MulticlassCalibrationError
 
+from garbage_lit.insight.calibration import BINS, calibrated
 from garbage_lit.models.backbones import build_headless, create_backbone, is_pretrained_source
 from garbage_lit.models.inference import averaged_log_probabilities
 from garbage_lit.models.metrics import SplitMetrics, class_metrics
-from garbage_lit.run.folder import TEST, TRAIN, VAL
+from garbage_lit.run.folder import ECE, ECE_RAW, TEST, TRAIN, VAL, metric_key
 
 
 class GarbageClassifier(pl.LightningModule):
@@ -30,6 +32,11 @@ class GarbageClassifier(pl.LightningModule):
     mirror image's (test-time augmentation; the checkpoint keeps the setting, so evaluate and predict do the same).
     ``class_weighting="balanced"`` weighs each class's loss by ``images / (classes x its images)`` in
     ``class_counts`` (the training split's), so a rare class counts as much as a common one.
+
+    The final test adds ``test/ece`` (and ``test/ece_raw``, before temperature scaling, when fitted).
+
+    ``temperature`` (None until :func:`~garbage_lit.insight.calibration.fit_on_validation` fits one) divides the
+    scores (logits, or flip-averaged log probabilities) before the softmax in :meth:`probabilities`; it is saved in and restored from checkpoints.
     """
 
     def __init__(
@@ -70,20 +77,30 @@ class GarbageClassifier(pl.LightningModule):
         self.val_metrics = SplitMetrics(VAL, num_classes)
         self.test_metrics = SplitMetrics(TEST, num_classes)
         self.confusion_matrix: torch.Tensor | None = None  # the last test's, for the run's final results
+        self.test_ece = MulticlassCalibrationError(num_classes, n_bins=BINS, validate_args=False)
+        self.test_ece_raw = MulticlassCalibrationError(num_classes, n_bins=BINS, validate_args=False)
+        self.temperature: float | None = None
 
     # -- model ----------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
 
+    def probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        """Class probabilities: ``softmax(scores / temperature)``, a plain softmax while no temperature is fitted."""
+        return calibrated(scores, self.temperature)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["pretrained_layout"] = is_pretrained_source(self.weights_source)
+        checkpoint["temperature"] = self.temperature
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Rebuild the backbone in the layout it was trained with when the checkpoint holds its weights.
 
         (Loading for inference builds with ``weights="none"``; GoogLeNet trained from ImageNet weights
         needs its ``transform_input``. A head-only checkpoint, of training on cached features, keeps the model's.)
+        The fitted temperature comes back too.
         """
+        self.temperature = checkpoint.get("temperature")
         holds_backbone = any(key.startswith("backbone.") for key in checkpoint["state_dict"])
         if holds_backbone and checkpoint["pretrained_layout"] != is_pretrained_source(self.weights_source):
             self.backbone = build_headless(self.hparams.arch, checkpoint["pretrained_layout"], self.hparams.zoo)
@@ -118,9 +135,13 @@ class GarbageClassifier(pl.LightningModule):
         self._evaluation_step(self.eval_splits[dataloader_idx], batch)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The final evaluation of the kept model on the test split; returns the batch's class probabilities
-        (for callbacks that keep per-image predictions)."""
-        return self._evaluation_step(TEST, batch).softmax(dim=-1)
+        """The final evaluation of the kept model on the test split, with its calibration; returns the batch's
+        scores (for callbacks that keep per-image predictions: :class:`~garbage_lit.run.predictions.TestOutputs`)."""
+        scores, targets = self._evaluation_step(TEST, batch), batch[1]
+        self.test_ece.update(self.probabilities(scores), targets)
+        if self.temperature is not None:
+            self.test_ece_raw.update(scores.softmax(dim=-1), targets)
+        return scores
 
     def _evaluation_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         """One evaluated batch, in float32 even when training runs under mixed-precision autocast: the precision
@@ -131,9 +152,10 @@ class GarbageClassifier(pl.LightningModule):
         return scores
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        """Class probabilities for the images of ``batch`` (a tensor, or a tuple/list starting with one)."""
+        """Scores for the images of ``batch`` (a tensor, or a tuple/list starting with one): the log of the class
+        probabilities, flip-averaged with ``flip_tta``; :meth:`probabilities` turns them into calibrated ones."""
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return averaged_log_probabilities([self], images, self.hparams.flip_tta).exp()
+        return averaged_log_probabilities([self], images, self.hparams.flip_tta)
 
     # -- epochs ---------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -152,6 +174,8 @@ class GarbageClassifier(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.confusion_matrix = self._log_epoch(TEST, per_class=False)  # the run's results keep the matrix
+        self.log_dict({metric_key(TEST, ECE): self.test_ece,
+                       **({metric_key(TEST, ECE_RAW): self.test_ece_raw} if self.temperature is not None else {})})
 
     def _log_epoch(self, split: str, per_class: bool) -> torch.Tensor:
         """Log ``split``'s epoch: loss, accuracy, recall, and from its confusion matrix bin (and ``per_class``)
