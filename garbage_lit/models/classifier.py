@@ -36,7 +36,8 @@ class GarbageClassifier(pl.LightningModule):
     The final test adds ``test/ece`` (and ``test/ece_raw``, before temperature scaling, when fitted).
 
     ``temperature`` (None until :func:`~garbage_lit.insight.calibration.fit_on_validation` fits one) divides the
-    scores (logits, or flip-averaged log probabilities) before the softmax in :meth:`probabilities`; it is saved in and restored from checkpoints.
+    scores (logits, or flip-averaged log probabilities) before the softmax in :meth:`probabilities`; it is saved in
+    and restored from checkpoints.
     """
 
     def __init__(
