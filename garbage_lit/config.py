@@ -125,7 +125,7 @@ def unknown_key_hint(overrides: Sequence[str], config_name: str = "train") -> st
         key = override.split("=", 1)[0]
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
-        if key in groups or not isinstance(node, DictConfig) or leaf in node:
+        if key in groups or not isinstance(node, DictConfig) or leaf in node.keys():  # keys(): required (???) too
             continue
         allowed = sorted(str(k) for k in node.keys())
         close = difflib.get_close_matches(leaf, allowed, n=3)

@@ -21,19 +21,14 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
-from torchmetrics.functional.classification import (
-    multiclass_confusion_matrix,
-    multiclass_f1_score,
-    multiclass_precision,
-    multiclass_recall,
-)
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
 from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.scan import Sample
-from garbage_lit.models.metrics import bin_metrics, summary_metrics
+from garbage_lit.models.metrics import bin_metrics, per_class_table, summary_metrics
 from garbage_lit.plots import confusion_figure
 from garbage_lit.run.folder import ACC, BIN_ACC, BIN_RECALL, F1, RECALL, metric_key, write_json_atomic
 
@@ -105,29 +100,18 @@ def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_name
     evaluated data, so a subset of the model's classes is not penalised for classes it cannot contain.
     """
     num_classes = len(class_names)
-    preds = probs.argmax(dim=1)
     summary = summary_metrics(num_classes)(probs, targets)
-    per_class = {
-        "precision": multiclass_precision(preds, targets, num_classes, average="none"),
-        "recall": multiclass_recall(preds, targets, num_classes, average="none"),
-        "f1": multiclass_f1_score(preds, targets, num_classes, average="none"),
-    }
-    support = torch.bincount(targets, minlength=num_classes)
-    predicted = torch.bincount(preds, minlength=num_classes)
-    present = support > 0
-    confusion = multiclass_confusion_matrix(preds, targets, num_classes)
+    confusion = multiclass_confusion_matrix(probs.argmax(dim=1), targets, num_classes)
+    per_class = per_class_table(confusion, class_names)
+    present = [row["f1"] for row in per_class if row["support"]]
     return {
         "images": int(len(targets)),
         metric_key(split, ACC): summary[ACC].item(),
         metric_key(split, RECALL): summary[RECALL].item(),
-        metric_key(split, F1): per_class["f1"][present].mean().item(),
+        metric_key(split, F1): sum(present) / len(present),
         **(bin_metrics(confusion, bins, split) if bins else {}),
-        "classes_evaluated": int(present.sum()),
-        "per_class": [
-            {"class": name, "support": int(support[i]), "predicted": int(predicted[i]),
-             **{metric: values[i].item() for metric, values in per_class.items()}}
-            for i, name in enumerate(class_names) if support[i] > 0 or predicted[i] > 0
-        ],
+        "classes_evaluated": len(present),
+        "per_class": per_class,
         "most_confused": most_confused_pairs(confusion, class_names, top_confused),
         "confusion_matrix": confusion.tolist(),
     }
