@@ -61,8 +61,9 @@ start() {
     fi
     mkdir -p "$STATE_DIR/artifacts"
     install_mlflow
-    # One worker: SQLite takes one writer at a time. setsid: its own process group, which stop ends whole.
-    setsid "$VENV/bin/mlflow" server --host 127.0.0.1 --port "$PORT" --workers 1 \
+    # One worker: SQLite takes one writer at a time. No job runner: its GenAI job queue starts seven worker
+    # processes that tracking has no use for. setsid: its own process group, which stop ends whole.
+    MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false setsid "$VENV/bin/mlflow" server --host 127.0.0.1 --port "$PORT" --workers 1 \
         --backend-store-uri "sqlite:///$STATE_DIR/mlflow.db" \
         --artifacts-destination "$STATE_DIR/artifacts" >"$LOG_FILE" 2>&1 </dev/null &
     echo $! >"$PID_FILE"
