@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from garbage_lit.config import SAMPLE_DATA
-from garbage_lit.data.scan import IMAGE_EXTENSIONS
+from garbage_lit.data.images import IMAGE_EXTENSIONS
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("GARBAGE_LIT_SHARED_DATA", REPO.parent / "shared" / "data"))

@@ -52,7 +52,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from garbage_lit.config import CONFIG_DIR, register_resolvers
-from garbage_lit.data.scan import is_image_file, scan_dataset
+from garbage_lit.data.images import is_image_file
+from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.transforms import build_transforms
 from garbage_lit.features.datamodule import FeatureDataModule
 from garbage_lit.models import create_backbone

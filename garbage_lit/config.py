@@ -82,7 +82,8 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
                     "a YAML (class: bin) or CSV (class,bin) file, a {class: bin} mapping, or null for no bins"),
     "trainer.num_nodes": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "callbacks.mid_epoch_checkpoint.every_n_train_steps": (
-        lambda v: _integer(v) and v >= 1, "an integer >= 1, or callbacks.mid_epoch_checkpoint=null to disable"),
+        lambda v: _integer(v) and v >= 1, "an integer >= 1 (with callbacks.mid_epoch_checkpoint.train_time_interval="
+                                          "null), or callbacks.mid_epoch_checkpoint=null to disable"),
 }
 
 
@@ -125,7 +126,7 @@ def unknown_key_hint(overrides: Sequence[str], config_name: str = "train") -> st
         key = override.split("=", 1)[0]
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
-        if key in groups or not isinstance(node, DictConfig) or leaf in node.keys():  # keys(): required (???) too
+        if key in groups or not isinstance(node, DictConfig) or leaf in node.keys():  # keys(): ??? values too
             continue
         allowed = sorted(str(k) for k in node.keys())
         close = difflib.get_close_matches(leaf, allowed, n=3)

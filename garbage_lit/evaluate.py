@@ -25,9 +25,9 @@ from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
 from garbage_lit.config import CONFIG_DIR, register_resolvers
-from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.groups import class_bins
-from garbage_lit.data.scan import Sample
+from garbage_lit.data.images import ImageDataset
+from garbage_lit.data.samples import Sample
 from garbage_lit.models.metrics import bin_metrics, per_class_table, summary_metrics
 from garbage_lit.plots import confusion_figure
 from garbage_lit.run.folder import ACC, BIN_ACC, BIN_RECALL, F1, RECALL, metric_key, write_json_atomic

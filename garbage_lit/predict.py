@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
 from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.data.groups import garbage_group
-from garbage_lit.data.unlabelled import UnlabelledImages, collect_inputs
+from garbage_lit.data.images import UnlabelledImages, collect_inputs
 from garbage_lit.run.folder import write_json_atomic
 
 log = logging.getLogger(__name__)

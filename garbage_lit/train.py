@@ -136,8 +136,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # The kept epoch's value (metrics.json's row of final["epoch"]): what a sweeper optimizes, never a test metric.
         row = next((e for e in metrics_json.epochs if e["epoch"] == final["epoch"]), {})
         final[objective] = row.get(objective)
-    metrics_json.update(status=COMPLETED, final=final, best_epoch=final["epoch"])
-    log_run_summary(trainer.loggers, cfg, output_dir, trainer.global_step)  # what the run folder holds, to each logger
+    metrics_json.update(final=final, best_epoch=final["epoch"])
+    # Each logger gets what the run folder records; the run is completed only once they have it (the last thing).
+    log_run_summary(trainer.loggers, cfg, output_dir, trainer.global_step)
+    metrics_json.update(status=COMPLETED)
     if TEST_ACC in final:
         log.info("test accuracy %.4f, macro recall %.4f (weights: %s); results in %s",
                  final[TEST_ACC], final[TEST_RECALL], model.weights_source, output_dir)

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from garbage_lit.run.folder import PREDICTION_COLUMNS, PREDICTIONS_FILE
-from garbage_lit.sweeps.claims import (
+from garbage_lit.report.claims import (
     HOLDS,
     NO_CLAIM,
     NOT_TESTED,
@@ -23,8 +22,9 @@ from garbage_lit.sweeps.claims import (
     paired_bootstrap,
     verdict,
 )
-from garbage_lit.sweeps.results import JobResult
-from garbage_lit.sweeps.tables import group_configurations
+from garbage_lit.report.jobs import JobResult
+from garbage_lit.report.tables import group_configurations
+from garbage_lit.run.folder import PREDICTION_COLUMNS, PREDICTIONS_FILE
 
 IMAGES = 40
 QUICK = Bootstrap(resamples=500)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
 
-from garbage_lit.report import main as report_main
-from garbage_lit.sweeps.claims import NONE_TESTED
-from garbage_lit.sweeps.paper import NOT_IN_SWEEP
+from garbage_lit.report.__main__ import main as report_main
+from garbage_lit.report.claims import NONE_TESTED
+from garbage_lit.report.paper import NOT_IN_SWEEP
 
 from helpers.data import REPO
 
@@ -89,7 +89,7 @@ def test_unknown_option_names_the_choices(tmp_path):
 
 
 @pytest.mark.slow
-def test_wheel_ships_configs_and_sample_data(tmp_path):
+def test_wheel_ships_every_package_configs_and_sample_data(tmp_path):
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(REPO)],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -97,6 +97,9 @@ def test_wheel_ships_configs_and_sample_data(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in ("garbage_lit/conf/train.yaml", "garbage_lit/conf/data/sample.yaml",
                  "garbage_lit/conf/model/googlenet.yaml", "garbage_lit/train.py",
+                 "garbage_lit/report/paper_reference.yaml",
                  "garbage_lit/sample_data/trashnet_mini/LICENSE-TRASHNET.txt"):
         assert name in names, name
+    packages = [init.relative_to(REPO).as_posix() for init in (REPO / "garbage_lit").rglob("__init__.py")]
+    assert [p for p in packages if p not in names] == [], "add them to pyproject.toml's [tool.setuptools] packages"
     assert sum(n.startswith("garbage_lit/sample_data/trashnet_mini/glass/") for n in names) == 30

@@ -9,7 +9,7 @@ import pytest
 
 from garbage_lit.data import GarbageDataModule
 from garbage_lit.data.duplicates import dropped_by_dedupe, find_duplicates
-from garbage_lit.data.scan import Sample
+from garbage_lit.data.samples import Sample
 
 from helpers.data import require_shared
 

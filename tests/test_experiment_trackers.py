@@ -252,6 +252,7 @@ def test_a_failed_job_finishes_its_wandb_run_so_the_next_job_gets_its_own(tmp_pa
     second.log_metrics({"train/loss": 0.5}, step=0)
     assert second.experiment.id != first.experiment.id
     wandb.finish()
+    wandb.teardown()  # the W&B service has written its files when it stops (not always when finish returns)
     (failed,), (finished,) = wandb_offline_runs(tmp_path / "first"), wandb_offline_runs(tmp_path / "second")
     assert (failed.exit_code, failed.name, failed.values("train/loss")) == (1, "first", [1.0])
     assert (finished.exit_code, finished.name, finished.values("train/loss")) == (0, "second", [0.5])

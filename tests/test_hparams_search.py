@@ -13,7 +13,7 @@ import yaml
 from optuna.trial import TrialState
 
 from garbage_lit.config import ConfigError
-from garbage_lit.report import main as report_main
+from garbage_lit.report.__main__ import main as report_main
 from garbage_lit.run.folder import TEST_ACC, read_metrics
 from garbage_lit.search.space import parse_space
 from garbage_lit.search.storage import check_driver

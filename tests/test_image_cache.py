@@ -6,9 +6,8 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
-from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
-from garbage_lit.data.images import load_rgb
+from garbage_lit.data.images import ImageDataset, load_rgb
 from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.transforms import build_transforms, epoch_transforms, geometry_transforms
 

@@ -13,8 +13,9 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from garbage_lit.report import build_report, main
-from garbage_lit.sweeps.claims import NONE_TESTED
+from garbage_lit.report.__main__ import main
+from garbage_lit.report.claims import NONE_TESTED
+from garbage_lit.report.sweep import build_report
 
 from helpers.data import make_folder_dataset
 from helpers.sweeps import run_sweep

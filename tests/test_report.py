@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from garbage_lit.report import EPOCH_NOTE, build_report, main, write_report
+from garbage_lit.report.__main__ import main
+from garbage_lit.report.claims import NONE_TESTED, NOT_TESTED
+from garbage_lit.report.jobs import load_sweep
+from garbage_lit.report.paper import NOT_IN_SWEEP, RANDOM_INIT_NOTE, load_reference
+from garbage_lit.report.plots import learning_curves_figure
+from garbage_lit.report.sweep import EPOCH_NOTE, build_report, write_report
+from garbage_lit.report.tables import mean_std, optimizer_label
 from garbage_lit.run.folder import planned_jobs
-from garbage_lit.sweeps.claims import NONE_TESTED, NOT_TESTED
-from garbage_lit.sweeps.paper import NOT_IN_SWEEP, RANDOM_INIT_NOTE, load_reference
-from garbage_lit.sweeps.plots import learning_curves_figure
-from garbage_lit.sweeps.results import load_sweep
-from garbage_lit.sweeps.tables import mean_std, optimizer_label
 
 from helpers.data import require_shared
 
@@ -204,8 +205,8 @@ def test_cli_names_a_wrong_folder(tmp_path, capsys):
 
 
 def test_other_swept_keys_become_columns_and_seeds_pool():
-    from garbage_lit.sweeps.results import JobResult
-    from garbage_lit.sweeps.tables import group_configurations
+    from garbage_lit.report.jobs import JobResult
+    from garbage_lit.report.tables import group_configurations
 
     config = {"model": {"backbone": "googlenet"}, "optim": {"_target_": "torch.optim.Adam", "lr": 0.01},
               "batch_size": 64, "lr": 0.003}

@@ -45,7 +45,8 @@ def test_sigkilled_sweep_resumes_unfinished_job_and_skips_finished_one(folder_da
     sweep = tmp_path / "sweep"
     # Images through the network (not the much faster cached features), so the kill lands inside job 1.
     command = _cli("-m", "seed=0,1", f"data.root={folder_dataset}", "epochs=2", *FAST, "feature_cache=false",
-                   "callbacks.mid_epoch_checkpoint.every_n_train_steps=2", f"hydra.sweep.dir={sweep}")
+                   "callbacks.mid_epoch_checkpoint.every_n_train_steps=2",
+            "callbacks.mid_epoch_checkpoint.train_time_interval=null", f"hydra.sweep.dir={sweep}")
     env = {**os.environ, "GARBAGE_LIT_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # Job 0 finishes; kill the whole sweep once job 1 has saved its first (mid-epoch) checkpoint.

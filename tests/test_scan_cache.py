@@ -10,8 +10,7 @@ from PIL import Image
 
 from garbage_lit.data import GarbageDataModule
 from garbage_lit.data import scan as scan_module
-from garbage_lit.data.scan import scan_dataset
-from garbage_lit.data.scan_cache import RECORDS_FORMAT, ImageCheck, records_path
+from garbage_lit.data.scan import RECORDS_FORMAT, ImageCheck, records_path, scan_dataset
 
 from helpers.data import write_image
 

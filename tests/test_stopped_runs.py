@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from garbage_lit.checkpoints import AtomicCheckpointIO, load_classifier
+from garbage_lit.report.jobs import load_sweep
 from garbage_lit.run.failures import recording_stops
 from garbage_lit.run.folder import record_failure, start_attempt, write_json_atomic
-from garbage_lit.sweeps.results import load_sweep
 
 from helpers.system import small_disk, unmount
 
@@ -57,7 +57,8 @@ def test_a_signalled_run_is_interrupted_and_its_resume_command_completes_it(fold
     run = tmp_path / "run"
     # Images through a trained backbone (no feature cache): epochs long enough to stop one part-way.
     args = ["debug=fast", "data=folder", f"data.root={folder_dataset}", "epochs=2", "model.freeze_backbone=false",
-            "callbacks.mid_epoch_checkpoint.every_n_train_steps=2", f"hydra.run.dir={run}"]
+            "callbacks.mid_epoch_checkpoint.every_n_train_steps=2",
+            "callbacks.mid_epoch_checkpoint.train_time_interval=null", f"hydra.run.dir={run}"]
     log = tmp_path / "interrupted.log"
     with log.open("w") as output:
         # SIGINT as in a terminal, even when this test runs where SIGINT is ignored (a background job).

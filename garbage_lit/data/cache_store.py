@@ -6,6 +6,10 @@ contents depend on (:func:`content_key`). :func:`cached_entry` fills it under an
 renamed into place only once complete (``rename`` is atomic on one file system). A writer that dies
 mid-fill leaves at most a temporary folder, which the next writer deletes before redoing the fill;
 the kernel drops a dead process's lock, so nobody waits forever. Readers see a complete entry or none.
+
+Long fills (and the scan) show a :func:`progress` bar: tqdm, as Lightning's own bar, on stderr, with the
+count, the rate (images/s) and the time left; it stays quiet when stderr is not a terminal (logs, CI, a
+sweep's job output), so only a person watching sees it.
 """
 
 from __future__ import annotations
@@ -16,18 +20,19 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
-if TYPE_CHECKING:  # kept light: writer processes import this module alone
-    from garbage_lit.data.scan import Sample
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "complete.json"
 TEMP_PREFIX = ".tmp-"
+
+T = TypeVar("T")
 
 
 def content_key(payload: dict[str, Any]) -> str:
@@ -76,10 +81,7 @@ def cached_entry(cache_dir: str | Path, kind: str, payload: dict[str, Any],
     return entry
 
 
-def content_ids(samples: Sequence[Sample]) -> list[str]:
-    """The SHA-256 of each sample's bytes, in order: what a cache of their pixels depends on."""
-    missing = [str(s.path) for s in samples if not s.sha256]
-    if missing:
-        raise ValueError(f"{len(missing)} samples carry no sha256 (e.g. {missing[0]}); build them with "
-                         f"garbage_lit.data.scan.scan_dataset, which hashes every file")
-    return [s.sha256 for s in samples]
+def progress(iterable: Iterable[T] | None, total: int, desc: str, min_total: int = 0) -> tqdm:
+    """A tqdm bar over ``iterable`` (or one to ``update`` by hand); off when ``total < min_total`` or not a terminal."""
+    return tqdm(iterable, total=total, desc=desc, unit="img", dynamic_ncols=True,
+                disable=None if total >= min_total else True)

@@ -13,11 +13,12 @@ import pytorch_lightning as pl
 from lightning_utilities.core.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
-from garbage_lit.data.dataset import ImageDataset
 from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_duplicates, summary, write_duplicates
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
-from garbage_lit.data.scan import DataError, DataProblem, Sample, ScanResult, scan_dataset
+from garbage_lit.data.images import ImageDataset
+from garbage_lit.data.samples import DataError, DataProblem, Sample, ScanResult
+from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.split import SPLITS, images_to_reach, read_manifest, stratified_split, write_manifest
 from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CollateThen, build_transforms, epoch_transforms
 from garbage_lit.run.folder import DUPLICATES_FILE, MANIFEST_FILE, PROBLEMS_FILE

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from garbage_lit.data.scan import Sample
+from garbage_lit.data.samples import Sample
 
 DUPLICATE_COLUMNS = ("sha256", "file", "class_name", "split", "kinds", "action")
 

@@ -22,10 +22,9 @@ import torchvision
 from PIL import Image
 from torch.utils.data import Dataset
 
-from garbage_lit.data.cache_store import cached_entry, content_ids
+from garbage_lit.data.cache_store import cached_entry, progress
 from garbage_lit.data.images import load_rgb
-from garbage_lit.data.progress import progress
-from garbage_lit.data.scan import Sample
+from garbage_lit.data.samples import Sample, content_ids
 from garbage_lit.data.transforms import geometry_transforms
 
 IMAGES_FILE = "images.npy"

@@ -1,16 +1,16 @@
-"""Find the labelled images of a dataset in one of the supported layouts and check each one.
+"""Scan a dataset: read it in its layout, then decode and hash every image once, keeping the records.
 
-Two layouts are supported:
+The layout's reader (:mod:`garbage_lit.data.layouts`) finds the labelled images; every image is then
+decoded and hashed here, once, at set-up, so a bad file never crashes a run mid-epoch. An image that
+cannot be used (unreadable, empty, truncated) becomes a :class:`DataProblem` row and is left out; a
+tiny one is kept and listed.
 
-* ``folder``: one sub-folder per class, as torchvision's ``ImageFolder`` expects.
-* ``garbage_classify``: the Huawei Cloud layout, a flat folder of ``img_N.jpg`` files, each with an
-  ``img_N.txt`` holding ``img_N.jpg, LABEL``; class names come from ``garbage_classify_rule.json``.
-
-Problems with single files (no label, malformed label, unreadable image, tiny image, ...) are collected
-as :class:`DataProblem` rows rather than raised, so the caller can list them and leave the files out;
-problems with the dataset as a whole (missing root, malformed rule file) raise :class:`DataError`. Files
-that are not images where the layout looks for images (``.DS_Store``, ``notes.md``) are listed too, as
-``ignored``: worth a line in the listing, not a warning.
+Scan records: decoding and hashing grows with the dataset and is the same in every job, so each file's
+result is kept between runs, keyed by its absolute path (under the resolved root), size and modification
+time (ns; of the file a symlink points to), in ``<cache_dir>/scan/<root key>.json``; a file whose size or
+mtime changed is read again. Concurrent jobs take turns under a file lock, so the first one scans and the
+others read its records. Records that cannot be read (corrupt, another format or Pillow version) are
+ignored with a warning and rewritten: the scan then simply checks every file.
 """
 
 from __future__ import annotations
@@ -18,62 +18,36 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
+import PIL
 from PIL import Image, UnidentifiedImageError
 
+from garbage_lit.atomic import atomic_write
+from garbage_lit.data.cache_store import file_lock, progress
 from garbage_lit.data.images import load_rgb
-from garbage_lit.data.progress import progress
-from garbage_lit.data.scan_cache import ImageCheck, cached_checks
+from garbage_lit.data.layouts import LAYOUTS
+from garbage_lit.data.samples import KEPT, DataError, DataProblem, Sample, ScanResult, relative_file
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-RULE_FILE = "garbage_classify_rule.json"
-LAYOUTS = ("folder", "garbage_classify")
+log = logging.getLogger(__name__)
+
 SCAN_PROGRESS_MIN = 500  # images: smaller scans take seconds and show no progress bar
 MIN_IMAGE_SIDE = 32  # px: a photo whose shorter side is smaller is kept but warned about (upscaled 8x to 256)
-SKIPPED, KEPT, IGNORED = "skipped", "kept", "ignored"  # DataProblem actions for single files
+RECORDS_FORMAT = "garbage_lit scan records v2"  # v2: the image's width and height
 
 
-class DataError(ValueError):
-    """The dataset cannot be used as configured; the message names the file and the fix."""
+class ImageCheck(NamedTuple):
+    """One file's check: the sha256 of its bytes, why it cannot be used (None: it can), its size in pixels."""
 
-
-@dataclass(frozen=True)
-class Sample:
-    """One labelled image: its path, class index and the SHA-256 of its bytes."""
-
-    path: Path
-    label: int
-    sha256: str = ""
-
-
-@dataclass(frozen=True)
-class DataProblem:
-    """A file that was left out of (or converted for) the dataset, and why."""
-
-    file: str
-    problem: str
-    action: str = SKIPPED
-
-
-@dataclass
-class ScanResult:
-    """Everything found under a dataset root: the images, their problems, and the other files (``ignored``)."""
-
-    root: Path
-    layout: str
-    class_names: list[str]
-    samples: list[Sample]
-    problems: list[DataProblem] = field(default_factory=list)
-    ignored: list[DataProblem] = field(default_factory=list)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
+    sha256: str
+    problem: str | None
+    width: int = 0
+    height: int = 0
 
 
 def scan_dataset(root: str | Path, layout: str, check_workers: int = 4,
@@ -87,10 +61,7 @@ def scan_dataset(root: str | Path, layout: str, check_workers: int = 4,
             f"dataset root {root} does not exist or is not a folder: set data.root to the folder holding "
             f"the {layout!r} layout"
         )
-    if layout == "folder":
-        result = _scan_folder(root)
-    else:
-        result = _scan_garbage_classify(root)
+    result = LAYOUTS[layout](root)
     others = (f" ({len(result.ignored)} other files were not read as images, e.g. {result.ignored[0].file}: "
               f"{result.ignored[0].problem})" if result.ignored else "")
     if not result.samples and not result.problems:
@@ -103,147 +74,6 @@ def scan_dataset(root: str | Path, layout: str, check_workers: int = 4,
         raise DataError(f"no usable images under {root}: {len(result.problems)} problem(s), e.g. "
                         f"{result.problems[0].file}: {result.problems[0].problem}{others}")
     return result
-
-
-def is_image_file(path: Path) -> bool:
-    """A visible file with an image extension (see IMAGE_EXTENSIONS)."""
-    return path.is_file() and _has_image_name(path)
-
-
-def _has_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
-
-
-def _not_an_image(path: Path, root: Path, reason: str | None = None) -> DataProblem:
-    """The ``ignored`` row of a file the layout does not read as an image, with why."""
-    if reason is None:
-        suffix = path.suffix.lower()
-        reason = ("hidden file" if path.name.startswith(".")
-                  else f"not an image file ({f'extension {suffix}' if suffix else 'no extension'}; "
-                       f"images are {' '.join(IMAGE_EXTENSIONS)})")
-    return DataProblem(_rel(path, root), reason, IGNORED)
-
-
-def _scan_folder(root: Path) -> ScanResult:
-    entries = sorted(root.iterdir())
-    class_dirs = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
-    if not class_dirs:
-        raise DataError(f"{root} has no class sub-folders; the 'folder' layout needs one folder per class "
-                        f"(or set data.layout=garbage_classify)")
-    samples: list[Sample] = []
-    problems: list[DataProblem] = []
-    # Other files beside the class folders (README, LICENSE) are not the dataset's; a photo there is.
-    ignored = [_not_an_image(p, root, "image outside any class folder") for p in entries if is_image_file(p)]
-    for label, class_dir in enumerate(class_dirs):
-        files = sorted(p for p in class_dir.rglob("*") if p.is_file())
-        images = [p for p in files if _has_image_name(p)]
-        ignored += [_not_an_image(p, root) for p in files if not _has_image_name(p)]
-        if not images:
-            problems.append(DataProblem(_rel(class_dir, root) + "/", "class folder holds no images",
-                                        "class kept with no samples"))
-        samples.extend(Sample(path, label) for path in images)
-    return ScanResult(root, "folder", [p.name for p in class_dirs], samples, problems, ignored)
-
-
-def read_rule_file(path: Path) -> list[str]:
-    """Class names from a ``garbage_classify_rule.json`` mapping ``"0".."N-1"`` to names."""
-    try:
-        rule = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); it must map class ids to names, "
-                        f'e.g. {{"0": "其他垃圾/一次性快餐盒", ...}}') from exc
-    if not isinstance(rule, dict) or not rule:
-        raise DataError(f"{path} must be a JSON object mapping class ids to names")
-    try:
-        ids = sorted(int(k) for k in rule)
-    except ValueError as exc:
-        raise DataError(f"{path}: class ids must be integers, found {sorted(rule)[:5]}") from exc
-    if ids != list(range(len(ids))):
-        raise DataError(f"{path}: class ids must run from 0 to {len(ids) - 1} without gaps, found {ids[:10]}...")
-    return [str(rule[str(i)]) for i in ids]
-
-
-def parse_label_file(txt: Path) -> tuple[str, int]:
-    """Parse ``img_N.jpg, LABEL`` from a label file; raises ValueError with a readable reason.
-
-    Tolerates a UTF-8 BOM, GBK encoding, CRLF line ends, blank lines, spaces and a full-width comma.
-    """
-    raw = txt.read_bytes()
-    for encoding in ("utf-8-sig", "gbk"):
-        try:
-            text = raw.decode(encoding)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        raise ValueError("label file is neither UTF-8 nor GBK text")
-    text = text.replace("\uff0c", ",")  # a full-width comma, as Chinese keyboards type it
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if len(lines) != 1:
-        raise ValueError(f"expected one line 'img_N.jpg, LABEL', found {len(lines)} non-blank lines")
-    parts = [part.strip() for part in lines[0].split(",")]
-    if len(parts) != 2 or not parts[0]:
-        raise ValueError(f"expected 'img_N.jpg, LABEL', found {lines[0]!r}")
-    try:
-        label = int(parts[1])
-    except ValueError:
-        raise ValueError(f"label {parts[1]!r} is not an integer") from None
-    return parts[0], label
-
-
-def _scan_garbage_classify(root: Path) -> ScanResult:
-    rule_path = root / RULE_FILE
-    class_names = read_rule_file(rule_path) if rule_path.is_file() else None
-    files = sorted(p for p in root.iterdir() if p.is_file())
-    images = {p.stem: p for p in files if _has_image_name(p)}
-    texts = {p.stem: p for p in files if p.suffix.lower() == ".txt"}
-    ignored = [_not_an_image(p, root) for p in files
-               if not _has_image_name(p) and p.suffix.lower() != ".txt" and p.name != RULE_FILE]
-    if not images and not texts:
-        raise DataError(f"{root} holds no img_N.jpg / img_N.txt pairs; is data.layout=garbage_classify right?")
-    problems: list[DataProblem] = []
-    labelled: list[tuple[Path, int]] = []
-    for stem in sorted(texts.keys() - images.keys()):
-        problems.append(DataProblem(texts[stem].name, "label file without an image"))
-    for stem in sorted(images, key=_natural_key):
-        image = images[stem]
-        if stem not in texts:
-            problems.append(DataProblem(image.name, f"image without a label file (expected {stem}.txt)"))
-            continue
-        try:
-            name, label = parse_label_file(texts[stem])
-        except (ValueError, OSError) as exc:
-            problems.append(DataProblem(texts[stem].name, f"malformed label file: {exc}"))
-            continue
-        if name != image.name:
-            problems.append(DataProblem(texts[stem].name, f"names {name!r}, not {image.name!r}"))
-            continue
-        if class_names is not None and not 0 <= label < len(class_names):
-            problems.append(DataProblem(texts[stem].name,
-                                        f"label {label} is outside {RULE_FILE} (0..{len(class_names) - 1})"))
-            continue
-        if label < 0:
-            problems.append(DataProblem(texts[stem].name, f"label {label} is negative"))
-            continue
-        labelled.append((image, label))
-    if class_names is None:
-        # Without the rule file the classes are the label ids seen, named by their number.
-        problems.append(DataProblem(RULE_FILE, "missing: class names unknown", "classes named by their label id"))
-        ids = sorted({label for _, label in labelled})
-        index = {label: i for i, label in enumerate(ids)}
-        class_names = [str(label) for label in ids]
-        labelled = [(path, index[label]) for path, label in labelled]
-    samples = [Sample(path, label) for path, label in labelled]
-    return ScanResult(root, "garbage_classify", class_names, samples, problems, ignored)
-
-
-def _natural_key(stem: str) -> tuple:
-    digits = "".join(ch for ch in stem if ch.isdigit())
-    return (int(digits) if digits else -1, stem)
-
-
-def _rel(path: Path, root: Path) -> str:
-    return path.relative_to(root).as_posix()
 
 
 def check_image(path: Path) -> ImageCheck:
@@ -274,7 +104,7 @@ def check_images(samples: Iterable[Sample], root: Path, workers: int = 4,
 
     Images whose shorter side is under ``MIN_IMAGE_SIDE`` are kept and listed. With ``cache_dir``, files
     whose path, size and mtime are unchanged since an earlier scan are not read again (see
-    :mod:`garbage_lit.data.scan_cache`).
+    :func:`cached_checks`).
     """
     samples = list(samples)
 
@@ -288,11 +118,77 @@ def check_images(samples: Iterable[Sample], root: Path, workers: int = 4,
     problems: list[DataProblem] = []
     for sample, check in zip(samples, results):
         if check.problem is not None:
-            problems.append(DataProblem(_rel(sample.path, root), check.problem))
+            problems.append(DataProblem(relative_file(sample.path, root), check.problem))
             continue
         good.append(Sample(sample.path, sample.label, check.sha256))
         if min(check.width, check.height) < MIN_IMAGE_SIDE:
-            problems.append(DataProblem(_rel(sample.path, root),
+            problems.append(DataProblem(relative_file(sample.path, root),
                                         f"tiny image ({check.width}x{check.height} px, shorter side under "
                                         f"{MIN_IMAGE_SIDE} px): upscaled to the input size it shows little", KEPT))
     return good, problems
+
+
+# -- scan records kept between runs -------------------------------------------------------------
+RECORD_LENGTH = 2 + len(ImageCheck._fields)  # file size, mtime, then the check
+
+
+def records_path(cache_dir: str | Path, root: Path) -> Path:
+    """Where the records of the dataset at ``root`` are kept."""
+    key = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:32]
+    return Path(cache_dir).expanduser() / "scan" / f"{key}.json"
+
+
+def _stamp(path: Path) -> tuple[str, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None  # unreadable: checked (and reported) every time
+    return str(path.absolute()), stat.st_size, stat.st_mtime_ns  # absolute(): no per-file syscalls, unlike resolve()
+
+
+def _load(path: Path) -> dict[str, list]:
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data["format"] != RECORDS_FORMAT or data["pillow"] != PIL.__version__:
+            log.info("scan cache %s is from another format or Pillow version: checking every file again", path)
+            return {}
+        files = data["files"]
+        if not isinstance(files, dict) or not all(isinstance(v, list) and len(v) == RECORD_LENGTH
+                                                  for v in files.values()):
+            raise ValueError("malformed file records")
+        return files
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log.warning("scan cache %s is unreadable (%s): checking every file again and rewriting it", path, exc)
+        return {}
+
+
+def _save(path: Path, files: dict[str, list]) -> None:
+    with atomic_write(path, encoding="utf-8") as handle:  # readers see the old records or the new ones
+        handle.write(json.dumps({"format": RECORDS_FORMAT, "pillow": PIL.__version__, "files": files}))
+
+
+def cached_checks(paths: Sequence[Path], root: Path, cache_dir: str | Path,
+                  check_all: Callable[[list[Path]], list[ImageCheck]]) -> list[ImageCheck]:
+    """``check_all(paths)``'s results, calling it only for files without a current record."""
+    store = records_path(cache_dir, root)
+    with file_lock(store.with_suffix(".lock")):
+        old = _load(store)
+        stamps = [_stamp(p) for p in paths]
+        results: list[ImageCheck | None] = []
+        for stamp in stamps:
+            record = old.get(stamp[0]) if stamp else None
+            hit = record is not None and (record[0], record[1]) == stamp[1:]
+            results.append(ImageCheck(*record[2:]) if hit else None)
+        missing = [i for i, r in enumerate(results) if r is None]
+        for i, result in zip(missing, check_all([paths[i] for i in missing])):
+            results[i] = result
+        log.info("scan cache: %d of %d files read from %s, %d checked", len(paths) - len(missing), len(paths),
+                 store, len(missing))
+        files = {stamp[0]: [stamp[1], stamp[2], *result] for stamp, result in zip(stamps, results)
+                 if stamp is not None and result.sha256}  # a file that could not be read is not recorded
+        if files != old:
+            store.parent.mkdir(parents=True, exist_ok=True)
+            _save(store, files)
+    return results

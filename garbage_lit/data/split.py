@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from garbage_lit.atomic import atomic_write
-from garbage_lit.data.scan import DataError, Sample
+from garbage_lit.data.samples import DataError, Sample
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("file", "label", "class_name", "split", "sha256")

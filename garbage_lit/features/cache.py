@@ -23,8 +23,7 @@ import torchvision
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from garbage_lit.data.cache_store import cached_entry
-from garbage_lit.data.progress import progress
+from garbage_lit.data.cache_store import cached_entry, progress
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pytorch_lightning.callbacks import BaseFinetuning
 from torch import nn
 from torch.utils.data import DataLoader
 
-from garbage_lit.data.cache_store import content_ids
 from garbage_lit.data.datamodule import GarbageDataModule
+from garbage_lit.data.samples import content_ids
 from garbage_lit.features.cache import cached_features, module_fingerprint
 from garbage_lit.features.dataset import FeatureDataset
 

@@ -8,11 +8,10 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
-from torchmetrics.classification import MulticlassConfusionMatrix
 
 from garbage_lit.models.backbones import build_headless, create_backbone, is_pretrained_source
-from garbage_lit.models.metrics import class_metrics, summary_metrics
-from garbage_lit.run.folder import LOSS, TEST, TRAIN, VAL, metric_key
+from garbage_lit.models.metrics import SplitMetrics, class_metrics
+from garbage_lit.run.folder import TEST, TRAIN, VAL
 
 
 class GarbageClassifier(pl.LightningModule):
@@ -57,12 +56,9 @@ class GarbageClassifier(pl.LightningModule):
         self.eval_splits = list(eval_splits)
         self.class_bins = list(class_bins) if class_bins else None
 
-        summary = summary_metrics(num_classes)
-        self.train_metrics = summary.clone(prefix=f"{TRAIN}/")
-        self.val_metrics = summary.clone(prefix=f"{VAL}/")
-        self.test_metrics = summary.clone(prefix=f"{TEST}/")
-        self.val_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
-        self.test_confusion = MulticlassConfusionMatrix(num_classes, validate_args=False)
+        self.train_metrics = SplitMetrics(TRAIN, num_classes, confusion=False)
+        self.val_metrics = SplitMetrics(VAL, num_classes)
+        self.test_metrics = SplitMetrics(TEST, num_classes)
         self.confusion_matrix: torch.Tensor | None = None  # the last test's, for the run's final results
 
     # -- model ----------------------------------------------------------------------------------
@@ -91,12 +87,15 @@ class GarbageClassifier(pl.LightningModule):
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """A batch's loss; its labels may be class probabilities (a batch transform such as MixUp mixed them), which
-        the loss takes as they are and the metrics read as their most likely class."""
+        the loss takes as they are and the metrics read as their most likely class.
+
+        The metric objects are updated every step and handed to Lightning once, with the epoch's last batch
+        (it computes them at the epoch's end): each ``self.log`` costs more than a step on cached features.
+        """
         loss, logits, targets = self.model_step(batch)
-        self.train_metrics.update(logits, targets.argmax(dim=1) if targets.ndim > 1 else targets)
-        self.log(metric_key(TRAIN, LOSS), loss, on_step=False, on_epoch=True, batch_size=len(targets),
-                 sync_dist=True)
-        self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
+        self.train_metrics.update(loss, logits, targets.argmax(dim=1) if targets.ndim > 1 else targets)
+        if self.trainer.is_last_batch or batch_idx + 1 >= self.trainer.num_training_batches:
+            self.log_dict(self.train_metrics.metrics(), on_step=False, on_epoch=True)
         return loss
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int,
@@ -110,12 +109,7 @@ class GarbageClassifier(pl.LightningModule):
 
     def _evaluation_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         loss, logits, targets = self.model_step(batch)
-        metrics, confusion = self._metrics_of(split)
-        metrics.update(logits, targets)
-        confusion.update(logits, targets)
-        self.log(metric_key(split, LOSS), loss, on_step=False, on_epoch=True, batch_size=len(targets),
-                 sync_dist=True, add_dataloader_idx=False)
-        self.log_dict(metrics, on_step=False, on_epoch=True, add_dataloader_idx=False)
+        self._metrics_of(split).update(loss, logits, targets)
         return logits
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
@@ -136,21 +130,22 @@ class GarbageClassifier(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         for split in self.eval_splits:
-            self._log_class_metrics(split, per_class=True)  # curves per class
+            self._log_epoch(split, per_class=True)  # curves per class
 
     def on_test_epoch_end(self) -> None:
-        self.confusion_matrix = self._log_class_metrics(TEST, per_class=False)  # the run's results keep the matrix
+        self.confusion_matrix = self._log_epoch(TEST, per_class=False)  # the run's results keep the matrix
 
-    def _log_class_metrics(self, split: str, per_class: bool) -> torch.Tensor:
-        """Log ``split``'s bin (and ``per_class``) metrics from its confusion matrix, reset it; return the matrix."""
-        confusion = self._metrics_of(split)[1]
-        matrix = confusion.compute()
-        confusion.reset()
-        self.log_dict(class_metrics(matrix, self.class_names, self.class_bins, split, per_class))
+    def _log_epoch(self, split: str, per_class: bool) -> torch.Tensor:
+        """Log ``split``'s epoch: loss, accuracy, recall, and from its confusion matrix bin (and ``per_class``)
+        metrics; return the matrix."""
+        metrics = self._metrics_of(split)
+        matrix = metrics.confusion_matrix()
+        self.log_dict({**metrics.metrics(), **class_metrics(matrix, self.class_names, self.class_bins, split,
+                                                            per_class)})
         return matrix
 
-    def _metrics_of(self, split: str) -> tuple[Any, MulticlassConfusionMatrix]:
-        return (self.val_metrics, self.val_confusion) if split == VAL else (self.test_metrics, self.test_confusion)
+    def _metrics_of(self, split: str) -> SplitMetrics:
+        return self.val_metrics if split == VAL else self.test_metrics
 
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:

@@ -1,6 +1,7 @@
 """The metrics of a classifier, one definition for training, the final test and ``evaluate``.
 
 * :func:`summary_metrics`: accuracy and macro recall, the ``<split>/acc`` and ``<split>/recall`` of every split.
+* :class:`SplitMetrics`: what one split measures over an epoch (loss, summary, confusion matrix).
 * :func:`class_metrics`: what a confusion matrix adds: per-class accuracy, and bin accuracy and per-bin
   recall when the classes have waste bins (``<split>/bin_acc``, ``<split>/bin_recall/<bin>``).
 """
@@ -11,10 +12,11 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassStatScores
+from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassStatScores
 
-from garbage_lit.run.folder import ACC, BIN_ACC, PER_CLASS_ACC, RECALL, bin_recall_key, metric_key
+from garbage_lit.run.folder import ACC, BIN_ACC, LOSS, PER_CLASS_ACC, RECALL, bin_recall_key, metric_key
 
 
 class _PerClassCounts(MulticlassStatScores):
@@ -56,6 +58,37 @@ def summary_metrics(num_classes: int) -> MetricCollection:
     """
     return MetricCollection({ACC: Accuracy(num_classes, validate_args=False),
                              RECALL: MacroRecall(num_classes, validate_args=False)})
+
+
+class SplitMetrics(nn.Module):
+    """One split's epoch: the mean loss (weighted by batch size; a NaN step keeps it NaN), accuracy and macro recall,
+    and for evaluated splits the confusion matrix behind per-class and bin metrics.
+
+    ``metrics()`` are torchmetrics objects keyed ``<split>/<name>``, to log as they are: Lightning computes, syncs
+    and resets them at the epoch's end.
+    """
+
+    def __init__(self, split: str, num_classes: int, confusion: bool = True) -> None:
+        super().__init__()
+        self.split = split
+        self.loss = MeanMetric(nan_strategy=float("nan"))
+        self.summary = summary_metrics(num_classes).clone(prefix=f"{split}/")
+        self.confusion = MulticlassConfusionMatrix(num_classes, validate_args=False) if confusion else None
+
+    def update(self, loss: torch.Tensor, logits: torch.Tensor, targets: torch.Tensor) -> None:
+        self.loss.update(loss.detach(), len(targets))
+        self.summary.update(logits.detach(), targets)
+        if self.confusion is not None:
+            self.confusion.update(logits.detach(), targets)
+
+    def metrics(self) -> dict[str, object]:
+        return {metric_key(self.split, LOSS): self.loss, **self.summary}
+
+    def confusion_matrix(self) -> torch.Tensor:
+        """The epoch's confusion matrix (synced across processes); the state starts afresh."""
+        matrix = self.confusion.compute()
+        self.confusion.reset()
+        return matrix
 
 
 def per_class_accuracy(confusion: torch.Tensor, class_names: Sequence[str]) -> dict[str, float | None]:

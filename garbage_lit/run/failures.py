@@ -28,7 +28,7 @@ from pytorch_lightning.utilities.exceptions import SIGTERMException
 from garbage_lit.atomic import no_space_left
 from garbage_lit.config import ConfigError
 from garbage_lit.data import DataError
-from garbage_lit.run.folder import CHECKPOINT_DIR, FAILED, INTERRUPTED, PRUNED, record_failure
+from garbage_lit.run.folder import CHECKPOINT_DIR, FAILED, INTERRUPTED, PRUNED, record_failure, run_status
 from garbage_lit.run.requeue import Requeued
 from garbage_lit.run.resume import resume_command
 
@@ -88,6 +88,10 @@ def _recorded(run_dir: Path, exc: BaseException) -> BaseException:
     from optuna import TrialPruned  # imported late: optuna is slow to import and only searches need it
 
     signum = stopping_signal(exc)
+    if signum is not None and run_status(run_dir) == FAILED:
+        # The cluster's verdict came first (hydra/launcher=slurm records a job SLURM cancelled or killed as failed;
+        # its SIGTERM reaches this job after that): the job's own view does not replace it.
+        return SystemExit(EXIT_CODES[signum])
     if signum is not None:
         command = resume_command(run_dir)
         record_failure(run_dir, exc, INTERRUPTED, error=f"interrupted by {SIGNAL_NAMES[signum]}",

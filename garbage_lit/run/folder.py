@@ -4,8 +4,9 @@ A job's folder holds ``metrics.json`` (status, per-epoch history, final test met
 ``split_manifest.csv``, ``failure.log`` when it failed or was interrupted, ``data_problems.csv`` /
 ``duplicates.csv`` when the data had any, ``checkpoints/``, ``tensorboard/``, Hydra's ``.hydra/`` and, once
 it was resumed after a failure, ``attempts/`` (the earlier attempts' failure logs). Paths it records about
-itself are relative to it, so the folder can be moved or copied and resumed there. Every other module reads
-and writes run folders through the names and functions here.
+itself are relative to it, so the folder can be moved or copied and resumed there. A sweep's folder holds
+``multirun.yaml`` and, after a search, ``search.json`` and ``trials.csv``. Every other module reads and writes
+run and sweep folders through the names and functions here.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ CHECKPOINT_DIR = "checkpoints"
 MODEL_FILE = "model.ckpt"           # in CHECKPOINT_DIR: the kept model, whole: what evaluate / predict / export take
 REQUEUE_CHECKPOINT = "requeue.ckpt"  # in CHECKPOINT_DIR: saved at SLURM's warning signal, removed when training ends
 MULTIRUN_FILE = "multirun.yaml"     # a sweep folder's: the grid the sweep promised
+SEARCH_FILE = "search.json"         # a search's sweep folder: the study, its cost, best trial and final run
+TRIALS_FILE = "trials.csv"          # ... and one row per trial
 ATTEMPTS_DIR = "attempts"           # failure.log of each earlier attempt of a resumed run: attempts/failure-N.log
 
 ATTEMPTS = "attempts"  # metrics.json key: a SLURM job's attempts (the first, then each requeue), run/requeue.py
@@ -96,6 +99,12 @@ def read_metrics(run_dir: str | Path) -> dict[str, Any] | None:
         return json.loads(path.read_text())
     except ValueError as exc:
         raise ValueError(f"unreadable {path}: {exc}") from exc
+
+
+def read_search(sweep_dir: str | Path) -> dict[str, Any] | None:
+    """The folder's ``search.json``; None when the folder holds no search."""
+    path = Path(sweep_dir) / SEARCH_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def run_status(run_dir: str | Path) -> str | None:

@@ -1,4 +1,4 @@
-"""What a search leaves in its sweep folder, and the report that reads it back.
+"""What a search leaves in its sweep folder (``python -m garbage_lit.report`` reads it back).
 
 ``search.json`` (the study, trial counts, cost, best trial, the final run's test result), ``trials.csv`` (one
 row per trial: params, the validation metric, state, seconds), ``best_params.yaml``, ``best_overrides.txt``
@@ -8,8 +8,6 @@ row per trial: params, the validation metric, state, seconds), ``best_params.yam
 
 from __future__ import annotations
 
-import csv
-import json
 import logging
 import shlex
 import warnings
@@ -21,22 +19,14 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from garbage_lit.run.folder import COMPLETED, TEST_ACC, TEST_RECALL, write_json_atomic
+from garbage_lit.report.writers import write_csv
+from garbage_lit.run.folder import SEARCH_FILE, TRIALS_FILE, write_json_atomic
 from garbage_lit.search.storage import shown
 
 log = logging.getLogger(__name__)
 
-SEARCH_FILE = "search.json"
-TRIALS_FILE = "trials.csv"
 BEST_PARAMS_FILE = "best_params.yaml"
 BEST_OVERRIDES_FILE = "best_overrides.txt"
-PLOTS = ("optimization_history.png", "param_importances.png", "slice.png")
-
-
-def read_search(sweep_dir: str | Path) -> dict[str, Any] | None:
-    """The folder's ``search.json``; None when the folder holds no search."""
-    path = Path(sweep_dir) / SEARCH_FILE
-    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def trial_seconds(trial: FrozenTrial) -> float | None:
@@ -63,7 +53,7 @@ def write_outputs(study: optuna.Study, sweep_dir: Path, metric: str, best_overri
                   final: dict[str, Any] | None, settings: Any, wall_minutes: float | None) -> None:
     """Write search.json, trials.csv, the best parameters (YAML and override line) and the plots."""
     rows = trial_rows(study, metric)
-    _write_csv(sweep_dir / TRIALS_FILE, rows)
+    write_csv(sweep_dir / TRIALS_FILE, rows, None if rows else ["trial", "state"])
     states = {state.name.lower(): sum(1 for t in study.trials if t.state == state) for state in TrialState}
     seconds = sorted(s for s in (trial_seconds(t) for t in study.trials if t.state != TrialState.FAIL) if s)
     summary: dict[str, Any] = {
@@ -86,14 +76,6 @@ def write_outputs(study: optuna.Study, sweep_dir: Path, metric: str, best_overri
     _write_plots(study, sweep_dir, metric)
 
 
-def _write_csv(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    columns = list(rows[0]) if rows else ["trial", "state"]
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in rows)
-
-
 def _write_plots(study: optuna.Study, sweep_dir: Path, metric: str) -> None:
     """Optimization history, parameter importances (needs two completed trials) and slice plots as PNG."""
     import matplotlib.pyplot as plt
@@ -112,47 +94,3 @@ def _write_plots(study: optuna.Study, sweep_dir: Path, metric: str) -> None:
             figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
             figure.savefig(sweep_dir / name, dpi=110, bbox_inches="tight")
             plt.close(figure)
-
-
-def search_report(sweep_dir: Path, top: int = 10) -> str:
-    """The Markdown report of a search folder: counts, cost, the best trials and the final test result."""
-    summary = read_search(sweep_dir)
-    metric = summary["optimized_metric"]
-    with (sweep_dir / TRIALS_FILE).open(encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    complete = sorted((r for r in rows if r["state"] == "complete"), key=lambda r: float(r[metric]),
-                      reverse=summary["direction"] == "maximize")
-    params = [c for c in (rows[0] if rows else {}) if c not in ("trial", "state", metric, "seconds", "epochs_run",
-                                                                 "error", "folder")]
-    counts = ", ".join(f"{n} {state}" for state, n in summary["trials"].items() if n)
-    lines = [f"# Search report: {sweep_dir}", "",
-             f"Study `{summary['study_name']}` ({summary['storage']}): {counts} of {summary['n_trials']} trials "
-             f"asked for; {summary['trial_minutes']} trial-minutes, median {summary['median_trial_seconds']} s per "
-             f"trial. Objective: {metric} ({summary['direction']}), validation split only.", ""]
-    final = summary.get("final")
-    if final and final.get("status") == COMPLETED:
-        lines += ["## Final result (the test split, evaluated once)", "",
-                  f"Best trial {final['trial']} retrained on the {final['trained_on']}: "
-                  f"**{TEST_ACC} {final.get(TEST_ACC):.4f}**, {TEST_RECALL} {final.get(TEST_RECALL):.4f}, "
-                  f"{metric} {final.get(metric):.4f} (run folder {final['folder']}).", ""]
-    elif final:
-        lines += [f"The final run of trial {final['trial']} failed: {final.get('error')}", ""]
-    else:
-        lines += ["No final run yet (no completed trial, or hparams_search.final.enabled=false).", ""]
-    if summary.get("best"):
-        lines += ["Best configuration: `python -m garbage_lit.train "
-                  + " ".join(shlex.quote(o) for o in summary["best"]["overrides"]) + "`", ""]
-    header = ["trial", metric, *params, "seconds"]
-    lines += [f"## Top {min(top, len(complete))} trials by {metric}", "",
-              "| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_short(r.get(c)) for c in header) + " |" for r in complete[:top]]
-    lines += ["", *(f"![{name[:-4]}]({name})" for name in PLOTS if (sweep_dir / name).is_file()), ""]
-    return "\n".join(lines)
-
-
-def _short(value: str | None) -> str:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return value or "-"
-    return f"{number:.4g}" if not number.is_integer() else str(int(number))

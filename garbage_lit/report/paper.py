@@ -9,8 +9,8 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from garbage_lit.models.backbones import is_pretrained_source
-from garbage_lit.sweeps.results import JobResult
-from garbage_lit.sweeps.tables import Configuration
+from garbage_lit.report.jobs import JobResult
+from garbage_lit.report.tables import Configuration
 
 REFERENCE_PATH = Path(__file__).with_name("paper_reference.yaml")
 RANDOM_INIT_NOTE = "ours: random init, the paper's: ImageNet (not comparable)"

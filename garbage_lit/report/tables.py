@@ -8,6 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from garbage_lit.report.jobs import JobResult
 from garbage_lit.run.folder import (
     ACC,
     BIN_ACC,
@@ -20,7 +21,6 @@ from garbage_lit.run.folder import (
     TRAIN,
     metric_key,
 )
-from garbage_lit.sweeps.results import JobResult
 
 # Override keys behind the paper's four columns (model, batch size, optimizer, lr); `seed` tells repeats apart.
 PAPER_OVERRIDES = ("model", "optim", "lr", "batch_size")
@@ -28,6 +28,9 @@ SEED_KEY = "seed"
 # Settings a reader needs beside the results, read from each job's resolved config (metrics.json "config").
 RECIPE_KEYS = ("epochs", "data.image_size", "data.resize_size", "data.test_ratio", "data.val_ratio",
                "data.augment", "data.rotation_degrees", "model.weights", "model.freeze_backbone")
+# The final metrics (metrics.json's "final") the summary and jobs tables show, in column order (the summary is
+# ranked by test/acc). A metric the model logs as test/<name> reaches the report once its key is here.
+SUMMARY_METRICS = (TEST_ACC, TEST_RECALL)
 
 
 def optimizer_label(optim: dict[str, Any]) -> str:
@@ -195,21 +198,20 @@ def bin_keys(configs: Sequence[Configuration]) -> list[str]:
 def summary_table(configs: Sequence[Configuration]) -> list[dict[str, Any]]:
     """One row per configuration, best final test accuracy first; configurations without results last.
 
-    Bin accuracy and per-bin recall (seed means) are columns when the jobs recorded them.
+    Each of SUMMARY_METRICS is a mean, a std and a "mean ± std" column (seed statistics); bin accuracy and per-bin
+    recall (seed means) are columns when the jobs recorded them.
     """
     bins = bin_keys(configs)
     rows = []
     for config in configs:
-        acc, acc_std, n = mean_std(config.final(TEST_ACC))
-        recall, recall_std, _ = mean_std(config.final(TEST_RECALL))
         completed = config.completed
+        row: dict[str, Any] = {**config.settings, "n": mean_std(config.final(TEST_ACC))[2]}
+        for key in SUMMARY_METRICS:
+            mean, std, _ = mean_std(config.final(key))
+            row.update({key: mean, f"{key} std": std})
         rows.append({
-            **config.settings,
-            "n": n,
-            TEST_ACC: acc, f"{TEST_ACC} std": acc_std,
-            TEST_RECALL: recall, f"{TEST_RECALL} std": recall_std,
-            f"{TEST_ACC} ± std": format_mean_std(config.final(TEST_ACC)),
-            f"{TEST_RECALL} ± std": format_mean_std(config.final(TEST_RECALL)),
+            **row,
+            **{f"{key} ± std": format_mean_std(config.final(key)) for key in SUMMARY_METRICS},
             "weights": "; ".join(sorted({str(j.metrics.get("weights_source")) for j in completed})) or "-",
             "s/epoch": _mean([float(j.metrics["seconds_per_epoch"]) for j in completed
                               if j.metrics.get("seconds_per_epoch") is not None]),
@@ -227,7 +229,7 @@ def jobs_table(jobs: Sequence[JobResult], reference_sha256: str | None) -> list[
         sha = job.manifest_sha256
         rows.append({
             "job": job.num, "status": job.status, **job_settings(job),
-            TEST_ACC: job.final.get(TEST_ACC), TEST_RECALL: job.final.get(TEST_RECALL),
+            **{key: job.final.get(key) for key in SUMMARY_METRICS},
             "best_epoch": job.metrics.get("best_epoch"), "seconds_per_epoch": job.metrics.get("seconds_per_epoch"),
             "weights_source": job.metrics.get("weights_source"),
             "split_manifest_sha256": sha,

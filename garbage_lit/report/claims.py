@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from garbage_lit.report.tables import Configuration
 from garbage_lit.run.folder import PREDICTIONS_FILE, TEST_ACC
-from garbage_lit.sweeps.tables import Configuration
 
 FACTORS = ("model", "optimizer", "lr", "batch_size")
 # The paper's winning model and best setting: the direction its claims predict for each factor.

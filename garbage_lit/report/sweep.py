@@ -1,8 +1,4 @@
-"""Turn a sweep folder into the paper's comparison: tables (Markdown + CSV), plots and the paper's numbers.
-
-    python -m garbage_lit.report multirun/2026-01-01/12-00-00-000000
-    python -m garbage_lit.report SWEEP_DIR --reference my_paper_numbers.yaml
-    python -m garbage_lit.report multirun/search/search            # an hparams_search=optuna folder (search report)
+"""A sweep folder as the paper's comparison: every table of the report, its Markdown and its files.
 
 Writes into the sweep folder: ``report.md`` (everything below), ``paper_table.csv`` (per-epoch train/test
 loss and accuracy per configuration, as the paper's figure 6), ``summary.csv`` (final test accuracy and
@@ -14,18 +10,14 @@ figures 6 and 7 beside ours), ``claims.csv`` (the paper's conclusions with our v
 
 from __future__ import annotations
 
-import argparse
-import csv
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from garbage_lit.run.folder import COMPLETED, TEST_ACC, TEST_RECALL
-from garbage_lit.search.outputs import read_search, search_report
-from garbage_lit.sweeps.claims import NONE_TESTED, NOT_TESTED, Bootstrap, Claims, judge_claims
-from garbage_lit.sweeps.paper import (
+from garbage_lit.report.claims import NONE_TESTED, NOT_TESTED, Bootstrap, Claims, judge_claims
+from garbage_lit.report.jobs import JobResult, load_sweep
+from garbage_lit.report.paper import (
     NOT_IN_SWEEP,
     REFERENCE_PATH,
     comparison_table,
@@ -33,9 +25,9 @@ from garbage_lit.sweeps.paper import (
     reference_label,
     weights_line,
 )
-from garbage_lit.sweeps.plots import accuracy_comparison_figure, learning_curves_figure
-from garbage_lit.sweeps.results import JobResult, load_sweep
-from garbage_lit.sweeps.tables import (
+from garbage_lit.report.plots import accuracy_comparison_figure, learning_curves_figure
+from garbage_lit.report.tables import (
+    SUMMARY_METRICS,
     Configuration,
     bin_keys,
     common_split,
@@ -46,8 +38,10 @@ from garbage_lit.sweeps.tables import (
     paper_table,
     summary_table,
 )
+from garbage_lit.report.writers import format_cell, markdown_table, write_csv
+from garbage_lit.run.folder import COMPLETED, TEST_ACC
 
-SUMMARY_COLUMNS = [f"{TEST_ACC} ± std", f"{TEST_RECALL} ± std", "weights", "s/epoch", "best epoch", "status"]
+SUMMARY_COLUMNS = [*(f"{key} ± std" for key in SUMMARY_METRICS), "weights", "s/epoch", "best epoch", "status"]
 EPOCH_NOTE = ("Epochs are counted from 0 in every table and plot, as in metrics.json, Lightning's progress bar and "
               "the paper's figure 6: epoch 9 is the tenth.")
 
@@ -189,36 +183,6 @@ def write_report(report: SweepReport, out_dir: str | Path | None = None) -> dict
     return files
 
 
-def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
-    columns = list(columns or (rows[0].keys() if rows else []))
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows({k: "" if row.get(k) is None else row.get(k) for k in columns} for row in rows)
-
-
-def markdown_table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None) -> str:
-    """A GitHub-flavoured Markdown table (cells formatted by ``_cell``)."""
-    columns = list(columns or (rows[0].keys() if rows else []))
-    if not rows:
-        return "_(no rows)_"
-    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
-    for row in rows:
-        lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    """Accuracies and learning rates with up to 4 decimals, losses and seconds with 3, None as ``-``."""
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        if value and abs(value) < 1e-3:
-            return f"{value:.3g}"
-        return f"{value:.4f}".rstrip("0").rstrip(".") if abs(value) < 1 else f"{value:.3f}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
 def _paired_epochs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Markdown form of the per-epoch table: one "loss / acc" cell per split and epoch."""
     paired = []
@@ -228,7 +192,7 @@ def _paired_epochs(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             if key.endswith("/loss"):
                 stem = key[: -len("/loss")]
                 acc = row.get(f"{stem}/acc")
-                out[f"{stem}/loss / acc"] = (f"{_cell(value)} / {_cell(acc)}"
+                out[f"{stem}/loss / acc"] = (f"{format_cell(value)} / {format_cell(acc)}"
                                              if value is not None or acc is not None else "-")
             elif not key.endswith("/acc"):
                 out[key] = value
@@ -271,44 +235,3 @@ def _reference_note(reference: dict[str, Any]) -> str:
         note += (" **The paper's values have not been transcribed yet** (they are null in "
                  f"{REFERENCE_PATH.name}); fill them from the paper's figure 6 or pass --reference.")
     return note
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m garbage_lit.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep_dir", type=Path, help="the multirun folder (holds multirun.yaml and 0/, 1/, ...)")
-    parser.add_argument("--reference", type=Path, default=REFERENCE_PATH,
-                        help=f"the paper's numbers (default: the bundled {REFERENCE_PATH.name})")
-    parser.add_argument("--out", type=Path, default=None, help="where to write the files (default: the sweep folder)")
-    defaults = Bootstrap()
-    parser.add_argument("--resamples", type=int, default=defaults.resamples,
-                        help=f"bootstrap resamples of the test images for the claims (default {defaults.resamples})")
-    parser.add_argument("--confidence", type=float, default=defaults.confidence,
-                        help=f"the claims' interval (default {defaults.confidence})")
-    parser.add_argument("--bootstrap-seed", type=int, default=defaults.seed, help="seed of the bootstrap resampling")
-    args = parser.parse_args(argv)
-    if args.resamples < 1 or not 0 < args.confidence < 1:
-        parser.error(f"--resamples={args.resamples} must be >= 1 and --confidence={args.confidence} in (0, 1)")
-    if read_search(args.sweep_dir) is not None:  # an hparams_search=optuna folder: its own report
-        markdown = search_report(args.sweep_dir)
-        out = args.out or args.sweep_dir
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "report.md").write_text(markdown, encoding="utf-8")
-        print(markdown)
-        print(f"Wrote {out / 'report.md'}")
-        return 0
-    try:
-        report = build_report(args.sweep_dir, args.reference,
-                              Bootstrap(args.resamples, args.confidence, args.bootstrap_seed))
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    files = write_report(report, args.out)
-    print(report.markdown())
-    print("Wrote " + ", ".join(str(p) for p in files.values()))
-    if report.unfinished:
-        print(f"{len(report.unfinished)} job(s) did not complete; the commands above re-run only them.")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
