@@ -10,7 +10,6 @@ or ``data.groups`` given here) it also reports bin accuracy and per-bin recall.
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +29,7 @@ from garbage_lit.data.images import ImageDataset
 from garbage_lit.data.samples import Sample
 from garbage_lit.models.metrics import bin_metrics, per_class_table, summary_metrics
 from garbage_lit.plots import confusion_figure
+from garbage_lit.report.writers import write_csv
 from garbage_lit.run.folder import ACC, BIN_ACC, BIN_RECALL, F1, RECALL, metric_key, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -135,10 +135,7 @@ def most_confused_pairs(confusion: torch.Tensor, class_names: Sequence[str], top
 
 def _write(output_dir: Path, report: dict[str, Any], class_names: list[str]) -> None:
     write_json_atomic(output_dir / REPORT_NAME, report)
-    with (output_dir / "per_class.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["class", "support", "predicted", "precision", "recall", "f1"])
-        writer.writeheader()
-        writer.writerows(report["per_class"])
+    write_csv(output_dir / "per_class.csv", report["per_class"])  # class, support, predicted, precision, recall, f1
     # Only the classes that occur (as truth or prediction) keep a 40-class matrix readable on a subset.
     shown = [i for i, name in enumerate(class_names) if name in {row["class"] for row in report["per_class"]}]
     matrix = [[report["confusion_matrix"][r][c] for c in shown] for r in shown]

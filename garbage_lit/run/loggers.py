@@ -14,10 +14,10 @@ the end of its job, failed or not, so the next job of a multirun gets a run of i
 
 from __future__ import annotations
 
-import csv
 import importlib
 import io
 import logging
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -34,6 +34,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from garbage_lit.config import ConfigError
 from garbage_lit.models.metrics import per_class_table
 from garbage_lit.plots import confusion_figure
+from garbage_lit.report.writers import write_csv
 from garbage_lit.run.folder import CHECKPOINT_DIR, MODEL_FILE, TEST, metric_key, read_metrics
 from garbage_lit.run.tensorboard import sweep_run_name
 
@@ -140,7 +141,7 @@ def _to_folder(logger: Logger, summary: RunSummary) -> None:
         for tag, figure in summary.figures.items():
             figure.savefig(Path(folder) / f"{tag.replace('/', '_')}.png", dpi=120, bbox_inches="tight")
         for tag, rows in summary.tables.items():
-            (Path(folder) / f"{tag.replace('/', '_')}.csv").write_text(_csv(rows), encoding="utf-8")
+            write_csv(Path(folder) / f"{tag.replace('/', '_')}.csv", rows)
     logger.save()
 
 
@@ -156,8 +157,11 @@ def _to_mlflow(logger: SweepMLFlowLogger, summary: RunSummary) -> None:
     client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
     for tag, figure in summary.figures.items():
         client.log_figure(run_id, figure, f"{tag}.png")
-    for tag, rows in summary.tables.items():
-        client.log_text(run_id, _csv(rows), f"{tag}.csv")
+    with tempfile.TemporaryDirectory() as folder:
+        for tag, rows in summary.tables.items():
+            folder_of_tag, _, name = tag.rpartition("/")
+            write_csv(Path(folder) / f"{name}.csv", rows)
+            client.log_artifact(run_id, str(Path(folder) / f"{name}.csv"), folder_of_tag or None)
     if summary.model is not None and logger.log_checkpoint:
         client.log_artifact(run_id, str(summary.model), CHECKPOINT_DIR)
         if logger.registered_model_name:
@@ -326,14 +330,6 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _csv(rows: list[dict[str, Any]]) -> str:
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]) if rows else [])
-    writer.writeheader()
-    writer.writerows(rows)
-    return text.getvalue()
 
 
 def _png(figure: Figure) -> bytes:
