@@ -8,6 +8,7 @@ self-contained model is ``checkpoints/model.ckpt``, written once at its end.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,9 @@ from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from torchvision.transforms import v2
 
 from garbage_lit.atomic import atomic_write
-from garbage_lit.data.transforms import build_transforms
+from garbage_lit.data.transforms import build_transforms, kept_margin
 from garbage_lit.models.classifier import GarbageClassifier
+from garbage_lit.models.inference import Ensemble
 from garbage_lit.run.folder import CHECKPOINT_DIR, MODEL_FILE
 
 PREPROCESSING_KEYS = ("image_size", "resize_size", "interpolation", "mean", "std")
@@ -73,12 +75,57 @@ def load_classifier(ckpt: str | Path) -> GarbageClassifier:
     return model.eval()
 
 
-def preprocessing_of(model: GarbageClassifier) -> dict:
+def load_for_inference(ckpt: str | Path | Sequence[str | Path], flip_tta: bool | None = None,
+                       image_size: int | None = None, resize_size: int | None = None) -> Ensemble:
+    """The classifier(s) of ``ckpt`` (one path or several: an ensemble averaging their class probabilities) as they
+    are used on images: with horizontal-flip averaging if ``flip_tta`` (None: as the checkpoints were trained to be
+    used, ``model.flip_tta``), at the test-time crop ``image_size`` and resize ``resize_size`` (None: the
+    checkpoints'; a new crop alone keeps their margin).
+
+    The checkpoints of an ensemble must share their classes, their flip setting and (after the sizes given here)
+    their preprocessing; an error names the two that differ and how.
+    """
+    paths = checkpoint_paths(ckpt)
+    models = [load_classifier(path) for path in paths]
+    settings = [_inference_settings(model, flip_tta, image_size, resize_size) for model in models]
+    for path, model, setting in zip(paths[1:], models[1:], settings[1:]):
+        differing = {key: (settings[0][key], setting[key]) for key in setting if setting[key] != settings[0][key]}
+        if model.class_names != models[0].class_names:
+            differing["class_names"] = (models[0].class_names, model.class_names)
+        if differing:
+            said = "; ".join(f"{key} {first} there, {this} here" for key, (first, this) in differing.items())
+            raise ValueError(f"ckpt={path} cannot be averaged with ckpt={paths[0]}: {said}"
+                             + ". An ensemble's checkpoints must agree: set image_size=, resize_size= or flip_tta= "
+                               "for all of them, or ensemble checkpoints of the same classes")
+    flip = settings[0].pop("flip_tta")
+    return Ensemble(models, settings[0], flip).eval()
+
+
+def checkpoint_paths(ckpt: str | Path | Sequence[str | Path]) -> list[Path]:
+    """``ckpt=`` as a list of paths: one checkpoint, or several (an ensemble)."""
+    paths = [Path(ckpt)] if isinstance(ckpt, (str, Path)) else [Path(path) for path in ckpt]
+    if not paths:
+        raise ValueError("ckpt=[] names no checkpoint; give one path or a list of them")
+    return paths
+
+
+def _inference_settings(model: GarbageClassifier, flip_tta: bool | None, image_size: int | None,
+                        resize_size: int | None) -> dict[str, Any]:
+    pre = preprocessing_of(model)
+    if image_size is not None:
+        pre.update(image_size=image_size, resize_size=resize_size or kept_margin(image_size, pre["image_size"],
+                                                                                   pre["resize_size"]))
+    elif resize_size is not None:
+        pre["resize_size"] = resize_size
+    return {**pre, "flip_tta": bool(model.hparams.get("flip_tta", False)) if flip_tta is None else bool(flip_tta)}
+
+
+def preprocessing_of(model: GarbageClassifier | Ensemble) -> dict:
     """``image_size``, ``resize_size``, ``interpolation``, ``mean`` and ``std`` the model was trained with."""
     return {key: model.hparams.preprocessing[key] for key in PREPROCESSING_KEYS}
 
 
-def eval_transform(model: GarbageClassifier) -> v2.Compose:
+def eval_transform(model: GarbageClassifier | Ensemble) -> v2.Compose:
     """The evaluation transform (resize, center crop, to tensor, normalize) the model expects."""
     pre = preprocessing_of(model)
     return build_transforms(False, pre["image_size"], pre["resize_size"], mean=pre["mean"], std=pre["std"],

@@ -1,11 +1,18 @@
 """Evaluate a trained checkpoint on a labelled dataset; write the metrics to a folder and print them.
 
-    python -m garbage_lit.evaluate ckpt=outputs/<run>/checkpoints/last.ckpt data=folder data.root=/path/to/data
+    python -m garbage_lit.evaluate ckpt=outputs/<run>/checkpoints/model.ckpt data=folder data.root=/path/to/data
+    python -m garbage_lit.evaluate ckpt=[a/checkpoints/model.ckpt,b/checkpoints/model.ckpt] ...  # an ensemble
+
+Flip averaging and the test-time size are the checkpoint's unless ``flip_tta=``, ``image_size=`` or ``resize_size=``
+say otherwise (:func:`~garbage_lit.checkpoints.load_for_inference`).
 
 The run folder gets ``evaluation.json`` (accuracy, macro recall and F1, per-class precision / recall /
-F1, confusion matrix, most-confused pairs), ``per_class.csv`` and ``confusion_matrix.png``. When the
-model's classes have waste bins (garbage_classify's groups, the ``data.groups`` the model was trained with,
-or ``data.groups`` given here) it also reports bin accuracy and per-bin recall.
+F1, confusion matrix, most-confused pairs, expected calibration error before and after the model's temperature,
+accuracy at each "unsure" threshold), ``per_class.csv``, ``confusion_matrix.png``, ``gallery.png`` (the most
+confident mistakes and least confident correct answers; ``gradcam=true`` adds Grad-CAM heat maps),
+``reliability.png``, ``coverage.png`` and ``coverage.csv`` (accuracy against coverage, to pick ``predict``'s
+threshold). When the model's classes have waste bins (garbage_classify's groups, the ``data.groups`` the model
+was trained with, or ``data.groups`` given here) it also reports bin accuracy and per-bin recall.
 """
 
 from __future__ import annotations
@@ -22,15 +29,38 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from garbage_lit.checkpoints import eval_transform, inference_trainer, load_classifier, preprocessing_of
+from garbage_lit.checkpoints import (
+    checkpoint_paths,
+    eval_transform,
+    inference_trainer,
+    load_for_inference,
+    preprocessing_of,
+)
 from garbage_lit.config import CONFIG_DIR, register_resolvers
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.images import ImageDataset
 from garbage_lit.data.samples import Sample
-from garbage_lit.models.metrics import bin_metrics, per_class_table, summary_metrics
+from garbage_lit.insight.calibration import calibration_metrics
+from garbage_lit.insight.coverage import COVERAGE_COLUMNS, coverage_table
+from garbage_lit.insight.figures import insight_figures
+from garbage_lit.insight.gallery import gallery_indices
+from garbage_lit.insight.gradcam import gradcam_overlays
+from garbage_lit.models.metrics import accuracy_interval, bin_metrics, per_class_table, summary_metrics
 from garbage_lit.plots import confusion_figure
 from garbage_lit.report.writers import write_csv
-from garbage_lit.run.folder import ACC, BIN_ACC, BIN_RECALL, F1, RECALL, metric_key, write_json_atomic
+from garbage_lit.run.folder import (
+    ACC,
+    BIN_ACC,
+    BIN_RECALL,
+    COVERAGE_TABLE,
+    ECE,
+    ECE_RAW,
+    F1,
+    RECALL,
+    TEMPERATURE,
+    metric_key,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +71,15 @@ REPORT_NAME = "evaluation.json"
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
-    """Evaluate ``cfg.ckpt`` on ``cfg.data`` (``cfg.split`` of it); return and write the report."""
+    """Evaluate ``cfg.ckpt`` (one checkpoint or a list: their averaged probabilities) on ``cfg.data`` (``cfg.split``
+    of it); return and write the report."""
     if cfg.split not in SPLITS:
         raise ValueError(f"split={cfg.split!r} is not known; choose one of {', '.join(SPLITS)}")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    model = load_classifier(cfg.ckpt)
+    model = load_for_inference(cfg.ckpt, cfg.flip_tta, cfg.image_size, cfg.resize_size)
+    if cfg.gradcam and len(model.models) > 1:
+        raise ValueError("gradcam=true draws one model's heat maps; give one checkpoint in ckpt= (or gradcam=false)")
     groups = cfg.data.get("groups")
     # Bins belong to the model's classes (the data may hold only some of them), so the data module gets none.
     bins = class_bins(model.class_names, groups) if groups is not None else model.class_bins
@@ -60,13 +93,29 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
 
     loader = DataLoader(ImageDataset(samples, eval_transform(model)), batch_size=cfg.batch_size,
                         num_workers=cfg.num_workers)
-    probs = torch.cat(inference_trainer(output_dir).predict(model, dataloaders=loader))
+    scores = torch.cat(inference_trainer(output_dir).predict(model, dataloaders=loader))
+    probs = model.probabilities(scores)
     targets = torch.tensor([s.label for s in samples])
     report = classification_report(probs, targets, model.class_names, cfg.top_confused, cfg.split, bins)
-    report = {"checkpoint": str(Path(cfg.ckpt).resolve()), "data": str(datamodule.root),
-              "layout": datamodule.hparams.layout, "split": cfg.split, **report,
+    checkpoints = [str(path.resolve()) for path in checkpoint_paths(cfg.ckpt)]
+    report = {"checkpoint": checkpoints[0] if len(checkpoints) == 1 else checkpoints, "data": str(datamodule.root),
+              "layout": datamodule.hparams.layout, "split": cfg.split,
+              "inference": {**preprocessing_of(model), "flip_tta": model.hparams.flip_tta}, **report,
+              **calibration_metrics(scores, targets, model.temperature, cfg.split),
+              "coverage": coverage_table(probs, targets),
               "config": OmegaConf.to_container(cfg, resolve=True)}
     _write(output_dir, report, model.class_names)
+    paths = [s.path for s in samples]
+    overlays = None
+    if cfg.gradcam:  # heat maps of the predicted class, for the photos the gallery shows
+        shown = gallery_indices(probs, targets, cfg.gallery_size)
+        pictures = gradcam_overlays(model.models[0], [paths[i] for i in shown], [int(probs[i].argmax()) for i in shown],
+                                    preprocessing_of(model), cfg.batch_size)
+        overlays = dict(zip(shown, pictures))
+    figures = insight_figures(scores, probs, targets, paths, model.class_names, bins, model.temperature,
+                              cfg.gallery_size, cfg.split, overlays)
+    for file, figure in figures.items():
+        figure.savefig(output_dir / file, dpi=100)
     print(format_report(report))
     log.info("evaluation written to %s", output_dir)
     return report
@@ -107,6 +156,7 @@ def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_name
     return {
         "images": int(len(targets)),
         metric_key(split, ACC): summary[ACC].item(),
+        "acc_interval_95": list(accuracy_interval(int(confusion.diagonal().sum()), len(targets))),
         metric_key(split, RECALL): summary[RECALL].item(),
         metric_key(split, F1): sum(present) / len(present),
         **(bin_metrics(confusion, bins, split) if bins else {}),
@@ -135,6 +185,7 @@ def most_confused_pairs(confusion: torch.Tensor, class_names: Sequence[str], top
 
 def _write(output_dir: Path, report: dict[str, Any], class_names: list[str]) -> None:
     write_json_atomic(output_dir / REPORT_NAME, report)
+    write_csv(output_dir / COVERAGE_TABLE, report["coverage"], COVERAGE_COLUMNS)
     write_csv(output_dir / "per_class.csv", report["per_class"])  # class, support, predicted, precision, recall, f1
     # Only the classes that occur (as truth or prediction) keep a 40-class matrix readable on a subset.
     shown = [i for i, name in enumerate(class_names) if name in {row["class"] for row in report["per_class"]}]
@@ -147,11 +198,14 @@ def format_report(report: dict[str, Any]) -> str:
     """The report as console text: summary, per-class table, most-confused pairs."""
     width = max(len(row["class"]) for row in report["per_class"])
     split = report["split"]
-    lines = [f"{report['checkpoint']} on {report['data']} ({report['split']}, {report['images']} images, "
-             f"{report['classes_evaluated']} classes)",
-             f"accuracy {report[metric_key(split, ACC)]:.4f}   macro recall {report[metric_key(split, RECALL)]:.4f}   "
+    checkpoint = report["checkpoint"]
+    model = checkpoint if isinstance(checkpoint, str) else f"the ensemble of {', '.join(checkpoint)}"
+    lines = [f"{model} on {report['data']} ({report['split']}, {report['images']} images, "
+             f"{report['classes_evaluated']} classes{_inference_said(report.get('inference'))})",
+             f"accuracy {report[metric_key(split, ACC)]:.4f}{_interval_said(report.get('acc_interval_95'))}   "
+             f"macro recall {report[metric_key(split, RECALL)]:.4f}   "
              f"macro F1 {report[metric_key(split, F1)]:.4f}",
-             *_bin_lines(report, split), "",
+             *_bin_lines(report, split), *_calibration_lines(report, split), "",
              f"{'class':<{width}}  support  predicted  precision  recall      f1"]
     lines += [f"{row['class']:<{width}}  {row['support']:>7}  {row['predicted']:>9}  {row['precision']:>9.3f}  "
               f"{row['recall']:>6.3f}  {row['f1']:>6.3f}" for row in report["per_class"]]
@@ -159,7 +213,34 @@ def format_report(report: dict[str, Any]) -> str:
         lines += ["", "most confused (true -> predicted: count, share of true class)"]
         lines += [f"  {p['true']} -> {p['predicted']}: {p['count']} ({p['share_of_true']:.1%})"
                   for p in report["most_confused"]]
+    if report.get("coverage"):
+        lines += ["", "predict threshold=t: answered share (coverage) and accuracy on it; the rest are unsure"]
+        lines += [f"  t={row['threshold']:<4g}  coverage {row['coverage']:.3f}  accuracy "
+                  + (f"{row['accuracy']:.4f}" if row["accuracy"] is not None else "-") for row in report["coverage"]]
     return "\n".join(lines)
+
+
+def _interval_said(interval: list[float] | None) -> str:
+    return f" (95% interval {interval[0]:.3f}-{interval[1]:.3f})" if interval else ""
+
+
+def _inference_said(inference: dict[str, Any] | None) -> str:
+    """``; 260 px crop of 297, flip-averaged``: how the model was used, when the report says."""
+    if not inference:
+        return ""
+    return (f"; {inference['image_size']} px crop of {inference['resize_size']}"
+            + (", flip-averaged" if inference["flip_tta"] else ""))
+
+
+def _calibration_lines(report: dict[str, Any], split: str) -> list[str]:
+    """``expected calibration error 0.0384 (temperature 0.779; 0.0484 before scaling)`` when the report has it."""
+    if metric_key(split, ECE) not in report:
+        return []
+    ece = f"expected calibration error {report[metric_key(split, ECE)]:.4f}"
+    if report.get(TEMPERATURE) is None:
+        return [ece + " (no temperature: the model was trained without a validation split)"]
+    return [ece + f" (temperature {report[TEMPERATURE]:.3f}; {report[metric_key(split, ECE_RAW)]:.4f} before "
+                  f"scaling)"]
 
 
 def _bin_lines(report: dict[str, Any], split: str) -> list[str]:

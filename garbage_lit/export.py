@@ -1,10 +1,14 @@
 """Export a trained checkpoint as a standalone ONNX or TorchScript model with a preprocessing sidecar.
 
-    python -m garbage_lit.export ckpt=outputs/<run>/checkpoints/last.ckpt format=onnx
+    python -m garbage_lit.export ckpt=outputs/<run>/checkpoints/model.ckpt format=onnx
 
 The model maps a float32 batch ``images`` (N, 3, H, W), RGB, already preprocessed, to ``logits``
-(N, num_classes); softmax gives probabilities. ``<model file>.json`` records the preprocessing
-(resize, center crop, mean, std), the class names and where the model came from.
+(N, num_classes); ``softmax(logits / temperature)`` gives probabilities (``temperature`` null: divide by 1).
+With flip averaging (the checkpoint's ``model.flip_tta`` or ``flip_tta=true``) or several checkpoints (an
+ensemble), the graph itself runs each model on the images and their mirror images and its ``logits`` are the log
+of the averaged class probabilities (an ensemble's models each calibrated by their own temperature first).
+``<model file>.json`` records the preprocessing (resize, center crop, mean, std), what the graph averages, the
+temperature fitted on the validation split, the class names and where the model came from.
 """
 
 from __future__ import annotations
@@ -20,9 +24,9 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from garbage_lit.checkpoints import load_classifier, preprocessing_of
+from garbage_lit.checkpoints import checkpoint_paths, load_for_inference, preprocessing_of
 from garbage_lit.config import CONFIG_DIR, register_resolvers
-from garbage_lit.models.classifier import GarbageClassifier
+from garbage_lit.models.inference import Ensemble, averaged_log_probabilities
 from garbage_lit.run.folder import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -37,24 +41,30 @@ OUTPUT_NAME = "logits"
 
 
 class ImageClassifier(nn.Module):
-    """Backbone + head only: images in, logits out (no Lightning, no metrics)."""
+    """Each model's backbone + head only (no Lightning, no metrics): images in, logits out; with the flip or several
+    models, the log of the class probabilities averaged over them (:mod:`garbage_lit.models.inference`)."""
 
-    def __init__(self, model: GarbageClassifier) -> None:
+    def __init__(self, model: Ensemble) -> None:
         super().__init__()
-        self.backbone = model.backbone
-        self.head = model.head
+        self.networks = nn.ModuleList(nn.Sequential(member.backbone, member.head) for member in model.models)
+        self.flip = bool(model.hparams.flip_tta)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.backbone(images))
+        if len(self.networks) == 1 and not self.flip:
+            return self.networks[0](images)
+        return averaged_log_probabilities(list(self.networks), images, self.flip)
 
 
-def export(ckpt: str | Path, fmt: str, output: str | Path, opset: int = 17) -> Path:
-    """Write the model of ``ckpt`` to ``output`` in ``fmt`` and its sidecar JSON beside it; return the model path."""
+def export(ckpt: str | Path | list[str | Path], fmt: str, output: str | Path, opset: int = 17,
+           flip_tta: bool | None = None, image_size: int | None = None, resize_size: int | None = None) -> Path:
+    """Write the model of ``ckpt`` (or the ensemble of several) to ``output`` in ``fmt`` and its sidecar JSON beside
+    it; return the model path. ``flip_tta``, ``image_size``, ``resize_size``: as in
+    :func:`~garbage_lit.checkpoints.load_for_inference` (None: the checkpoint's)."""
     if fmt not in FORMATS:
         raise ValueError(f"format={fmt!r} is not supported; choose one of {', '.join(FORMATS)}")
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
         raise ImportError(f"format=onnx needs the onnx package: {ONNX_INSTALL} (or format=torchscript)")
-    model = load_classifier(ckpt)
+    model = load_for_inference(ckpt, flip_tta, image_size, resize_size)
     pre = preprocessing_of(model)
     network = ImageClassifier(model).eval()
     example = torch.zeros(2, 3, pre["image_size"], pre["image_size"])
@@ -78,16 +88,26 @@ def sidecar_path(model_path: Path) -> Path:
     return model_path.with_name(model_path.name + ".json")
 
 
-def sidecar(model: GarbageClassifier, fmt: str, output: Path, ckpt: str | Path, pre: dict) -> dict[str, Any]:
+def sidecar(model: Ensemble, fmt: str, output: Path, ckpt: str | Path | list[str | Path],
+            pre: dict) -> dict[str, Any]:
     """Everything a user of the exported file needs besides the file itself."""
     size = pre["image_size"]
+    paths = checkpoint_paths(ckpt)
+    averaged = model.hparams.flip_tta or len(paths) > 1
+    members = [member.hparams for member in model.models]
     return {
         "format": fmt,
         "model_file": output.name,
         "input": {"name": INPUT_NAME, "shape": ["batch", 3, size, size], "dtype": "float32",
                   "layout": "NCHW, RGB channels"},
         "output": {"name": OUTPUT_NAME, "shape": ["batch", len(model.class_names)],
-                   "meaning": "unnormalised class scores; softmax over dim 1 gives probabilities"},
+                   "meaning": ("log of the class probabilities averaged in the graph (see averaged)" if averaged
+                               else "unnormalised class scores")
+                              + "; softmax(logits / temperature) over dim 1 gives calibrated probabilities "
+                                "(temperature null: plain softmax)"},
+        "averaged": {"horizontal_flip": bool(model.hparams.flip_tta), "models": len(paths),
+                     "where": "inside the graph: give it the preprocessed images only"},
+        "temperature": model.temperature,
         "preprocessing": {
             **pre,
             "steps": ["decode to 8-bit RGB (apply EXIF orientation; composite transparency on white)",
@@ -97,18 +117,22 @@ def sidecar(model: GarbageClassifier, fmt: str, output: Path, ckpt: str | Path, 
                       "normalize each channel: (x - mean) / std"],
         },
         "class_names": model.class_names,
-        "backbone": model.hparams.arch,
-        "zoo": model.hparams.zoo,
-        "checkpoint": str(Path(ckpt).resolve()),
-        "checkpoint_sha256": hashlib.sha256(Path(ckpt).read_bytes()).hexdigest(),
+        "backbone": members[0].arch if len(members) == 1 else [member.arch for member in members],
+        "zoo": members[0].zoo if len(members) == 1 else [member.zoo for member in members],
+        "checkpoint": _one_or_list([str(path.resolve()) for path in paths]),
+        "checkpoint_sha256": _one_or_list([hashlib.sha256(path.read_bytes()).hexdigest() for path in paths]),
         "torch_version": torch.__version__,
     }
+
+
+def _one_or_list(values: list[str]) -> str | list[str]:
+    return values[0] if len(values) == 1 else values
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
     output = cfg.output or Path(cfg.paths.output_dir) / f"model{FORMATS.get(cfg.format, '')}"
-    print(export(cfg.ckpt, cfg.format, output, cfg.opset))
+    print(export(cfg.ckpt, cfg.format, output, cfg.opset, cfg.flip_tta, cfg.image_size, cfg.resize_size))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from garbage_lit.config import CONFIG_DIR
 from garbage_lit.data import DataError
 from garbage_lit.data.groups import class_bins
 from garbage_lit.evaluate import classification_report, format_report
-from garbage_lit.models.metrics import bin_metrics
+from garbage_lit.models.metrics import accuracy_interval, bin_metrics
 from garbage_lit.run.folder import PREDICTIONS_FILE, TEST_BIN_ACC, bin_recall_key, read_metrics
 
 TRASHNET = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
@@ -103,3 +103,14 @@ def test_a_run_with_groups_records_bins_per_epoch_final_and_per_image(make_cfg, 
     events = list((run / "tensorboard").rglob("events.out.tfevents.*"))
     assert events and any(b"test/bin_acc" in e.read_bytes() for e in events)
     assert json.loads((run / "metrics.json").read_text())["config"]["data"]["groups"]["paper"] == "other"
+
+
+def test_evaluate_reports_a_95_percent_interval_of_its_accuracy():
+    assert accuracy_interval(475, 505) == pytest.approx((0.91646, 0.95807), abs=1e-5)  # Wilson score, z 1.96
+    assert accuracy_interval(10, 10) == pytest.approx((0.72246, 1.0), abs=1e-5)
+    report = classification_report(torch.eye(3)[[0, 1, 2, 2]], torch.tensor([0, 1, 1, 2]), ["a", "b", "c"],
+                                   split="test")
+    assert report["acc_interval_95"] == pytest.approx(list(accuracy_interval(3, 4)))
+    report.update(checkpoint="x.ckpt", data="d", split="test")
+    low, high = accuracy_interval(3, 4)
+    assert f"accuracy 0.7500 (95% interval {low:.3f}-{high:.3f})" in format_report(report)

@@ -248,7 +248,7 @@ def test_a_head_trained_on_other_backbone_weights_is_not_resumed(make_cfg, folde
 
 def test_a_batch_transform_trains_on_images_with_soft_labels_and_is_never_cached(make_cfg, folder_dataset, tmp_path,
                                                                                  caplog):
-    mixup = "data.batch_transform={_target_:torchvision.transforms.v2.MixUp,_partial_:true,alpha:1.0}"
+    mixup = "data/batch_transform=mixup_cutmix"
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", mixup, "epochs=2", output_dir=tmp_path / "run")
     caplog.set_level(logging.INFO, logger="garbage_lit.features.datamodule")
     result = train(cfg)

@@ -9,11 +9,13 @@ import torch
 
 from garbage_lit.checkpoints import load_classifier
 from garbage_lit.data.transforms import build_transforms
+from garbage_lit.evaluate import evaluate
 from garbage_lit.models.schedules import warmup_cosine_factor
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
 from helpers.callbacks import BackboneStateProbe
+from helpers.config import compose_app
 
 
 def test_finetune_preset_composes_with_its_recipe(make_cfg):
@@ -66,3 +68,18 @@ def test_strong_augmentation_only_changes_training_transforms():
     assert [type(t).__name__ for t in build_transforms(False, 32, 36, augment="strong").transforms] == paper_eval
     with pytest.raises(ValueError, match="data.augment='heavy'"):
         build_transforms(True, 32, 36, augment="heavy")
+
+
+@pytest.mark.slow
+def test_finetune_best_trains_with_every_piece_and_reports_what_evaluate_gives(make_cfg, folder_dataset, tmp_path):
+    out = tmp_path / "best"
+    final = train(make_cfg("experiment=finetune_best", "data=folder", f"data.root={folder_dataset}", "epochs=2",
+                           "data.image_size=32", "data.resize_size=36", "data.eval_image_size=40", output_dir=out))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["config"]["trainer"]["precision"] == "bf16-mixed" and final["precision"] == "32-true"
+    assert metrics["feature_cache"] is False and all(TEST_ACC not in row for row in metrics["epochs"])  # read once
+    model = load_classifier(out / final["checkpoint"])
+    assert model.hparams.flip_tta and model.hparams.preprocessing["image_size"] == 40
+    report = evaluate(compose_app("evaluate", tmp_path / "eval", f"ckpt={out / final['checkpoint']}", "data=folder",
+                                  f"data.root={folder_dataset}", "split=test"))
+    assert report[TEST_ACC] == pytest.approx(final[TEST_ACC], abs=1e-6)

@@ -1,4 +1,4 @@
-"""trainer=gpu callbacks=gpu and the GPU data-loading flags: everything a CPU supports, exercised on the CPU."""
+"""trainer=gpu, the default channels-last callback and the GPU loader flags: all a CPU supports, run on the CPU."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_gpu_config_runs_on_cpu_with_bf16_channels_last_pinned_persistent(make_c
 
     monkeypatch.setattr(ChannelsLast, "setup", spy)
     out = tmp_path / "run"
-    cfg = make_cfg("trainer=gpu", "callbacks=gpu", "trainer.accelerator=cpu", "trainer.precision=bf16-mixed",
+    cfg = make_cfg("trainer=gpu", "trainer.accelerator=cpu", "trainer.precision=bf16-mixed",
                    "trainer.benchmark=false", "debug=fast_dev_run", "data=folder", f"data.root={folder_dataset}",
                    "data.num_workers=1", "data.pin_memory=true", "data.persistent_workers=true",
                    "feature_cache=false",  # the image loaders' flags (cached features sit in memory on the device)

@@ -301,3 +301,20 @@ def test_epochs_are_counted_from_0_everywhere_a_person_reads(sweep):
     loss_axes, _ = learning_curves_figure(report.configurations).axes
     assert loss_axes.get_xlabel() == "epoch (counted from 0)"
     assert [line.get_xdata().tolist() for line in loss_axes.get_lines()][0] == [0, 1]
+
+
+def test_report_shows_calibration_beside_accuracy_and_links_each_jobs_pictures(sweep):
+    metrics = json.loads((sweep / "0" / "metrics.json").read_text())
+    metrics["final"].update({"test/ece": 0.04, "temperature": 1.7})
+    (sweep / "0" / "metrics.json").write_text(json.dumps(metrics))
+    (sweep / "0" / "gallery.png").write_bytes(b"png")
+    (sweep / "0" / "coverage.png").write_bytes(b"png")
+    report = build_report(sweep)
+    sgd = next(row for row in report.summary_rows if row.get("test/acc") == pytest.approx(0.6))
+    assert sgd["test/ece"] == pytest.approx(0.04) and sgd["test/ece ± std"] == "0.040 (n=1)"
+    markdown = report.markdown()
+    assert "test/ece ± std" in markdown.split("## Summary")[1].split("\n\n")[1]
+    job0 = next(line for line in markdown.splitlines() if line.startswith("| 0 |"))
+    assert "0.04" in job0 and "1.7" in job0 and "[mistakes](0/gallery.png), [coverage](0/coverage.png)" in job0
+    job3 = next(line for line in markdown.splitlines() if line.startswith("| 3 |"))
+    assert job3.endswith("| - |")  # no pictures: no links

@@ -120,7 +120,9 @@ def test_predict_folder_and_files_with_error_rows(trained, tmp_path, caplog):
 
     with (out / "predictions.csv").open(encoding="utf-8") as handle:
         table = list(csv.DictReader(handle))
-    assert list(table[0]) == ["file", "error", "top1_class", "top1_probability", "top2_class", "top2_probability"]
+    assert list(table[0]) == ["file", "error", "decision", "top1_class", "top1_probability", "top2_class",
+                              "top2_probability"]
+    assert all(row["decision"] == ("" if row["error"] else row["top1_class"]) for row in table)  # no threshold set
     assert len(table) == 4 and sum(1 for row in table if row["error"]) == 2
     assert json.loads((out / "predictions.json").read_text())["predictions"] == rows
 

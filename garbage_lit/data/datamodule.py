@@ -14,13 +14,21 @@ from lightning_utilities.core.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader, Dataset
 
 from garbage_lit.data.duplicates import DuplicateGroup, dropped_by_dedupe, find_duplicates, summary, write_duplicates
+from garbage_lit.data.exclude import drop_excluded
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.images import ImageDataset
 from garbage_lit.data.samples import DataError, DataProblem, Sample, ScanResult
 from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.split import SPLITS, images_to_reach, read_manifest, stratified_split, write_manifest
-from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, CollateThen, build_transforms, epoch_transforms
+from garbage_lit.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    CollateThen,
+    build_transforms,
+    epoch_transforms,
+    kept_margin,
+)
 from garbage_lit.run.folder import DUPLICATES_FILE, MANIFEST_FILE, PROBLEMS_FILE
 
 log = logging.getLogger(__name__)
@@ -44,9 +52,17 @@ class GarbageDataModule(pl.LightningDataModule):
     ``groups`` maps classes to waste bins (a dict, or a YAML / CSV file; see :mod:`garbage_lit.data.groups`);
     garbage_classify's ``group/item`` classes have bins without it. ``class_bins`` is then the bin of each class.
 
+    ``eval_image_size`` / ``eval_resize_size`` (None: the training sizes) are the center crop and resize of the
+    evaluated splits (val, test), and so of the model's :meth:`preprocessing`: testing at a larger size than
+    training (FixRes) makes up for the random crops' zoom. Without ``eval_resize_size`` the training margin
+    (``resize_size / image_size``) is kept at the new size.
+
     ``batch_transform`` (a partial taking ``num_classes``, e.g. torchvision's ``MixUp``/``CutMix``) transforms each
     collated training batch ``(images, labels)``; its labels may come out soft (class probabilities), which the
     classifier's loss takes as they are.
+
+    ``exclude`` names a list of photos to leave out (one path per line, relative to ``root``; see
+    :mod:`garbage_lit.data.exclude`): they are dropped before the split and listed in ``data_problems.csv``.
 
     ``scan_cache`` keeps each file's check result in ``cache_dir``, so later jobs skip re-reading unchanged files.
     ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. (Cached backbone features are
@@ -67,6 +83,8 @@ class GarbageDataModule(pl.LightningDataModule):
         persistent_workers: bool = False,
         image_size: int = 224,
         resize_size: int = 256,
+        eval_image_size: int | None = None,
+        eval_resize_size: int | None = None,
         interpolation: str = "bilinear",
         rotation_degrees: float = 15.0,
         augment: str = "paper",
@@ -81,6 +99,7 @@ class GarbageDataModule(pl.LightningDataModule):
         scan_cache: bool = True,
         eval_test: bool = True,
         batch_transform: Callable[..., Callable] | None = None,
+        exclude: str | Path | None = None,
     ) -> None:
         super().__init__()
         # The batch transform's partial stays out of checkpoints, so they load with weights_only=True.
@@ -107,6 +126,7 @@ class GarbageDataModule(pl.LightningDataModule):
         hp = self.hparams
         training = stage in (None, "fit")
         scan = scan_dataset(self.root, hp.layout, cache_dir=hp.cache_dir if hp.scan_cache else None)
+        scan, excluded = drop_excluded(scan, hp.exclude) if hp.exclude else (scan, [])
         self.class_bins = class_bins(scan.class_names, hp.groups)
         if self.batch_transform_factory is not None:
             self.batch_transform = self.batch_transform_factory(num_classes=scan.num_classes)
@@ -121,7 +141,7 @@ class GarbageDataModule(pl.LightningDataModule):
                               if a == name and i not in dropped]
                        for name in SPLITS}
         self._report_problems(scan.problems + (self._unmeasured_classes(scan.class_names) if training else []),
-                              scan.ignored)
+                              scan.ignored + excluded)
         self._report_duplicates(scan, assignment, dropped)
         if training:
             self._check_training_split()
@@ -129,8 +149,9 @@ class GarbageDataModule(pl.LightningDataModule):
             self.manifest_sha256 = self._write_manifest(scan, assignment)
         self.scan = scan
         split = ", ".join(f"{name} {len(samples)}" for name, samples in self.splits.items())
-        log.info("data: %s (%s layout), %d classes, %d images%s%s", self.root, scan.layout, scan.num_classes,
+        log.info("data: %s (%s layout), %d classes, %d images%s%s%s", self.root, scan.layout, scan.num_classes,
                  len(scan.samples), f"; split {split}" if training else "",
+                 f"; {len(excluded)} left out as data.exclude lists (in {PROBLEMS_FILE})" if excluded else "",
                  f"; {len(scan.ignored)} other file(s) ignored, not images (listed in {PROBLEMS_FILE})"
                  if scan.ignored else "")
 
@@ -198,7 +219,8 @@ class GarbageDataModule(pl.LightningDataModule):
                 f"lower data.val_ratio (e.g. {TYPICAL_RATIO['val']})")
 
     def _report_problems(self, problems: list[DataProblem], ignored: list[DataProblem]) -> None:
-        """List every problem and ignored file; refuse problems under ``strict``, else warn once per kind (action)."""
+        """List every problem and ignored (or excluded) file; refuse problems under ``strict``, else warn once per
+        kind (action)."""
         listing = self.output_dir / PROBLEMS_FILE if self.output_dir else None
         if listing is not None and (problems or ignored):
             _write_problems(listing, problems + ignored)
@@ -250,11 +272,26 @@ class GarbageDataModule(pl.LightningDataModule):
         return [name for name in ("val", "test")
                 if self.splits.get(name) and (name != "test" or self.hparams.eval_test)]
 
+    @property
+    def train_class_counts(self) -> list[int]:
+        """Training images of each class (e.g. for a class-weighted loss)."""
+        counts = Counter(s.label for s in self.splits["train"])
+        return [counts[label] for label in range(self.num_classes)]
+
     def preprocessing(self) -> dict:
         """The evaluation-time preprocessing, stored in checkpoints so predict needs no config."""
         hp = self.hparams
-        return {"image_size": hp.image_size, "resize_size": hp.resize_size, "interpolation": hp.interpolation,
+        image_size, resize_size = self._sizes(training_split=False)
+        return {"image_size": image_size, "resize_size": resize_size, "interpolation": hp.interpolation,
                 "mean": list(hp.mean), "std": list(hp.std)}
+
+    def _sizes(self, training_split: bool) -> tuple[int, int]:
+        """Crop and resize size of the training split, or of the evaluated splits."""
+        hp = self.hparams
+        if training_split or not hp.eval_image_size:
+            return hp.image_size, hp.resize_size
+        return hp.eval_image_size, hp.eval_resize_size or kept_margin(hp.eval_image_size, hp.image_size,
+                                                                       hp.resize_size)
 
     def _require_scan(self) -> ScanResult:
         if self.scan is None:
@@ -284,22 +321,29 @@ class GarbageDataModule(pl.LightningDataModule):
         """Whether training images are randomly transformed (so no two epochs see quite the same pixels)."""
         return bool(self.hparams.rotation_degrees) or self.hparams.augment == "strong"
 
-    def transform_settings(self, train: bool) -> dict:
-        """Every setting that decides what :meth:`dataset` yields for ``train``: what caches of it are keyed by."""
+    def transform_settings(self, split: str, train: bool) -> dict:
+        """Every setting that decides what :meth:`dataset` yields for ``split`` and ``train``: what caches of it are
+        keyed by."""
         augmented = train and self.augments_training
-        return {**self.preprocessing(), "rotation_degrees": self.hparams.rotation_degrees if augmented else 0,
+        image_size, resize_size = self._sizes(training_split=split == "train")
+        return {**self.preprocessing(), "image_size": image_size, "resize_size": resize_size,
+                "rotation_degrees": self.hparams.rotation_degrees if augmented else 0,
                 "augment": self.hparams.augment if augmented else "none"}
 
     def dataset(self, split: str, train: bool) -> Dataset:
-        """The images of ``split`` with (training if ``train``) transforms, from the decoded-image cache if enabled."""
+        """The images of ``split`` with (training if ``train``) transforms, from the decoded-image cache if enabled.
+
+        The training split is cropped at the training size, augmented or not, the others at the evaluation size.
+        """
         hp = self.hparams
         samples = self.splits[split]
+        image_size, resize_size = self._sizes(training_split=split == "train")
         strong = train and hp.augment == "strong"  # its random crops need the whole image, not the cached crop
         if not hp.image_cache or strong:
-            return ImageDataset(samples, build_transforms(train, hp.image_size, hp.resize_size,
+            return ImageDataset(samples, build_transforms(train, image_size, resize_size,
                                                           hp.rotation_degrees, hp.mean, hp.std, hp.augment,
                                                           hp.interpolation))
-        path = decoded_images(samples, hp.image_size, hp.resize_size, self._cache_dir(),
+        path = decoded_images(samples, image_size, resize_size, self._cache_dir(),
                               workers=max(hp.num_workers, 1), interpolation=hp.interpolation)
         return DecodedImageDataset(path, [s.label for s in samples],
                                    epoch_transforms(train, hp.rotation_degrees, hp.mean, hp.std))

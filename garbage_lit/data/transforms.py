@@ -28,6 +28,11 @@ def interpolation_mode(interpolation: str) -> InterpolationMode:
     return InterpolationMode(interpolation)
 
 
+def kept_margin(image_size: int, base_image_size: int, base_resize_size: int) -> int:
+    """The resize size that keeps a preprocessing's margin at another crop size (224/256 at 260 px: 297)."""
+    return round(image_size * base_resize_size / base_image_size)
+
+
 def geometry_transforms(image_size: int = 224, resize_size: int = 256, interpolation: str = "bilinear") -> v2.Compose:
     """Shorter side resized to ``resize_size``, then center-cropped to ``image_size`` (PIL in, PIL out)."""
     return v2.Compose([v2.Resize(resize_size, interpolation_mode(interpolation), antialias=True),
@@ -81,3 +86,9 @@ class CollateThen:
 
     def __call__(self, batch: list) -> tuple[torch.Tensor, torch.Tensor]:
         return self.transform(*default_collate(batch))
+
+
+def mixup_or_cutmix(num_classes: int, mixup_alpha: float = 0.2, cutmix_alpha: float = 1.0) -> v2.RandomChoice:
+    """MixUp or CutMix, drawn per batch (torchvision's classification recipe; ``data/batch_transform=mixup_cutmix``)."""
+    return v2.RandomChoice([v2.MixUp(alpha=mixup_alpha, num_classes=num_classes),
+                            v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes)])

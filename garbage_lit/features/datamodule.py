@@ -28,13 +28,15 @@ log = logging.getLogger(__name__)
 
 
 def feature_cache_decision(mode: bool | str, backbone: nn.Module, callbacks: Sequence[object] = (),
-                           world_size: int = 1, mixes_batches: bool = False) -> tuple[bool, str]:
+                           world_size: int = 1, mixes_batches: bool = False,
+                           flips_images: bool = False) -> tuple[bool, str]:
     """Whether training may use cached features (``feature_cache``: true, false or auto), and why.
 
     Exact only when no backbone parameter is trainable now and no fine-tuning callback will make one
     trainable later. ``true`` with a backbone that trains is an error rather than a silently frozen backbone.
     Cached features are served by one process (``world_size`` 1): under DDP ``auto`` falls back to images.
-    A batch transform that mixes training images (``mixes_batches``, e.g. MixUp) needs the images themselves.
+    A batch transform that mixes training images (``mixes_batches``, e.g. MixUp) needs the images themselves, and
+    so does test-time flip averaging (``flips_images``): cached features are of the unmixed, unflipped images.
     """
     setting = f"feature_cache={str(mode).lower()}"
     if mode is False:
@@ -47,6 +49,9 @@ def feature_cache_decision(mode: bool | str, backbone: nn.Module, callbacks: Seq
                   f"the backbone during training")
     elif mixes_batches:
         reason = "data.batch_transform mixes the training images of each batch, and cached features are of unmixed ones"
+    elif flips_images:
+        reason = ("model.flip_tta averages each evaluated image with its mirror image, and cached features are of the "
+                  "images as they are")
     elif world_size > 1:
         if mode == "auto":
             return False, f"{setting} is off: cached features are served to one process, this run has {world_size}"
@@ -94,14 +99,14 @@ class FeatureDataModule(pl.LightningDataModule):
         self.images.setup(stage)
 
     def train_dataloader(self) -> DataLoader:
-        return self._features("train").loader(self.images.hparams.batch_size, shuffle=True)
+        return self.features("train").loader(self.images.hparams.batch_size, shuffle=True)
 
     def val_dataloader(self) -> list[DataLoader]:
-        return [self._features(split).loader(self.images.hparams.batch_size, shuffle=False)
+        return [self.features(split).loader(self.images.hparams.batch_size, shuffle=False)
                 for split in self.eval_splits]
 
     def test_dataloader(self) -> DataLoader:
-        return self._features("test").loader(self.images.hparams.batch_size, shuffle=False)
+        return self.features("test").loader(self.images.hparams.batch_size, shuffle=False)
 
     def state_dict(self) -> dict[str, Any]:
         return {"backbone": self.backbone_name, "backbone_fingerprint": self.fingerprint}
@@ -115,7 +120,8 @@ class FeatureDataModule(pl.LightningDataModule):
                 f"({self.backbone_name}) has weights {self.fingerprint[:12]}...: resume with the model config the run "
                 f"was trained with (the same model.arch and model.weights)")
 
-    def _features(self, split: str) -> FeatureDataset:
+    def features(self, split: str) -> FeatureDataset:
+        """``split``'s features (computed into the cache the first time any run asks for them) and labels."""
         if split not in self._sets:
             hp = self.images.hparams
             augmented = split == "train" and self.images.augments_training
@@ -126,7 +132,7 @@ class FeatureDataModule(pl.LightningDataModule):
             try:
                 path = cached_features(self.backbone, self.backbone_name,
                                        self.images.dataset(split, train=augmented), content_ids(samples),
-                                       self.images.transform_settings(train=augmented),
+                                       self.images.transform_settings(split, train=augmented),
                                        self.views if augmented else 1, self.cache_dir,
                                        batch_size=hp.batch_size, num_workers=hp.num_workers,
                                        fingerprint=self.fingerprint)
@@ -142,7 +148,8 @@ def feature_datamodule(mode: bool | str, views: int, cache_dir: str | Path, imag
                        model: pl.LightningModule, trainer: pl.Trainer) -> FeatureDataModule | None:
     """The feature data module when ``model``'s backbone stays frozen in ``trainer`` (None: train on images)."""
     use, reason = feature_cache_decision(mode, model.backbone, trainer.callbacks, trainer.world_size,
-                                         mixes_batches=images.batch_transform is not None)
+                                         mixes_batches=images.batch_transform is not None,
+                                         flips_images=model.hparams.get("flip_tta", False))
     log.info("feature cache %s (%s)", "on" if use else "off", reason)
     return FeatureDataModule(images, model.backbone, model.hparams.arch, views, cache_dir) if use else None
 

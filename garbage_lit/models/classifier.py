@@ -8,10 +8,13 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from torch import nn
+from torchmetrics.classification import MulticlassCalibrationError
 
+from garbage_lit.insight.calibration import BINS, calibrated
 from garbage_lit.models.backbones import build_headless, create_backbone, is_pretrained_source
+from garbage_lit.models.inference import averaged_log_probabilities
 from garbage_lit.models.metrics import SplitMetrics, class_metrics
-from garbage_lit.run.folder import TEST, TRAIN, VAL
+from garbage_lit.run.folder import ECE, ECE_RAW, TEST, TRAIN, VAL, metric_key
 
 
 class GarbageClassifier(pl.LightningModule):
@@ -24,6 +27,17 @@ class GarbageClassifier(pl.LightningModule):
     Every split logs ``<split>/loss``, ``<split>/acc`` and ``<split>/recall`` (:mod:`garbage_lit.models.metrics`)
     each epoch; the evaluated splits (``eval_splits``, the validation loaders in order, and the test) add
     per-class accuracy and, with ``class_bins`` (the waste bin of each class), bin accuracy and per-bin recall.
+
+    ``flip_tta``: the evaluated splits and ``predict_step`` average each image's class probabilities with its
+    mirror image's (test-time augmentation; the checkpoint keeps the setting, so evaluate and predict do the same).
+    ``class_weighting="balanced"`` weighs each class's loss by ``images / (classes x its images)`` in
+    ``class_counts`` (the training split's), so a rare class counts as much as a common one.
+
+    The final test adds ``test/ece`` (and ``test/ece_raw``, before temperature scaling, when fitted).
+
+    ``temperature`` (None until :func:`~garbage_lit.insight.calibration.fit_on_validation` fits one) divides the
+    scores (logits, or flip-averaged log probabilities) before the softmax in :meth:`probabilities`; it is saved in
+    and restored from checkpoints.
     """
 
     def __init__(
@@ -40,6 +54,9 @@ class GarbageClassifier(pl.LightningModule):
         preprocessing: dict | None = None,
         zoo: str | None = None,
         class_bins: Sequence[str] | None = None,
+        flip_tta: bool = False,
+        class_weighting: str = "none",
+        class_counts: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         # Optimizer and scheduler partials stay out of the checkpoint so it loads with weights_only=True.
@@ -51,7 +68,8 @@ class GarbageClassifier(pl.LightningModule):
         self.head = nn.Linear(backbone.feature_dim, num_classes)
         if freeze_backbone:
             self.backbone.requires_grad_(False)
-        self.criterion = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
+        self.criterion = nn.CrossEntropyLoss(weight=class_weights(class_weighting, class_counts, num_classes),
+                                             label_smoothing=label_smoothing)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
         self.eval_splits = list(eval_splits)
         self.class_bins = list(class_bins) if class_bins else None
@@ -60,30 +78,45 @@ class GarbageClassifier(pl.LightningModule):
         self.val_metrics = SplitMetrics(VAL, num_classes)
         self.test_metrics = SplitMetrics(TEST, num_classes)
         self.confusion_matrix: torch.Tensor | None = None  # the last test's, for the run's final results
+        self.test_ece = MulticlassCalibrationError(num_classes, n_bins=BINS, validate_args=False)
+        self.test_ece_raw = MulticlassCalibrationError(num_classes, n_bins=BINS, validate_args=False)
+        self.temperature: float | None = None
 
     # -- model ----------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
 
+    def probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        """Class probabilities: ``softmax(scores / temperature)``, a plain softmax while no temperature is fitted."""
+        return calibrated(scores, self.temperature)
+
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["pretrained_layout"] = is_pretrained_source(self.weights_source)
+        checkpoint["temperature"] = self.temperature
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Rebuild the backbone in the layout it was trained with when the checkpoint holds its weights.
 
         (Loading for inference builds with ``weights="none"``; GoogLeNet trained from ImageNet weights
         needs its ``transform_input``. A head-only checkpoint, of training on cached features, keeps the model's.)
+        The fitted temperature comes back too.
         """
+        self.temperature = checkpoint.get("temperature")
         holds_backbone = any(key.startswith("backbone.") for key in checkpoint["state_dict"])
         if holds_backbone and checkpoint["pretrained_layout"] != is_pretrained_source(self.weights_source):
             self.backbone = build_headless(self.hparams.arch, checkpoint["pretrained_layout"], self.hparams.zoo)
 
     # -- steps ----------------------------------------------------------------------------------
-    def model_step(self, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Loss, logits and targets of one batch: what every step method shares."""
+    def model_step(self, batch: tuple[torch.Tensor, torch.Tensor],
+                   flip: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Loss, scores and targets of one batch: what every step method shares.
+
+        The scores are the logits, or with ``flip`` the log of the class probabilities averaged over each image and
+        its mirror (:func:`~garbage_lit.models.inference.averaged_log_probabilities`); softmax gives probabilities.
+        """
         inputs, targets = batch
-        logits = self(inputs)
-        return self.criterion(logits, targets), logits, targets
+        scores = averaged_log_probabilities([self], inputs, flip=True) if flip else self(inputs)
+        return self.criterion(scores, targets), scores, targets
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """A batch's loss; its labels may be class probabilities (a batch transform such as MixUp mixed them), which
@@ -103,19 +136,27 @@ class GarbageClassifier(pl.LightningModule):
         self._evaluation_step(self.eval_splits[dataloader_idx], batch)
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        """The final evaluation of the kept model on the test split; returns the batch's class probabilities
-        (for callbacks that keep per-image predictions)."""
-        return self._evaluation_step(TEST, batch).softmax(dim=-1)
+        """The final evaluation of the kept model on the test split, with its calibration; returns the batch's
+        scores (for callbacks that keep per-image predictions: :class:`~garbage_lit.run.predictions.TestOutputs`)."""
+        scores, targets = self._evaluation_step(TEST, batch), batch[1]
+        self.test_ece.update(self.probabilities(scores), targets)
+        if self.temperature is not None:
+            self.test_ece_raw.update(scores.softmax(dim=-1), targets)
+        return scores
 
     def _evaluation_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-        loss, logits, targets = self.model_step(batch)
-        self._metrics_of(split).update(loss, logits, targets)
-        return logits
+        """One evaluated batch, in float32 even when training runs under mixed-precision autocast: the precision
+        evaluate, predict and the export use, so ``val/acc`` (and the epoch it keeps) is the checkpoint's."""
+        with torch.autocast(self.device.type, enabled=False):
+            loss, scores, targets = self.model_step(batch, flip=self.hparams.flip_tta)
+        self._metrics_of(split).update(loss, scores, targets)
+        return scores
 
     def predict_step(self, batch: Any, batch_idx: int, dataloader_idx: int = 0) -> torch.Tensor:
-        """Class probabilities for the images of ``batch`` (a tensor, or a tuple/list starting with one)."""
+        """Scores for the images of ``batch`` (a tensor, or a tuple/list starting with one): the log of the class
+        probabilities, flip-averaged with ``flip_tta``; :meth:`probabilities` turns them into calibrated ones."""
         images = batch[0] if isinstance(batch, (tuple, list)) else batch
-        return self(images).softmax(dim=-1)
+        return averaged_log_probabilities([self], images, self.hparams.flip_tta)
 
     # -- epochs ---------------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -134,6 +175,8 @@ class GarbageClassifier(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self.confusion_matrix = self._log_epoch(TEST, per_class=False)  # the run's results keep the matrix
+        self.log_dict({metric_key(TEST, ECE): self.test_ece,
+                       **({metric_key(TEST, ECE_RAW): self.test_ece_raw} if self.temperature is not None else {})})
 
     def _log_epoch(self, split: str, per_class: bool) -> torch.Tensor:
         """Log ``split``'s epoch: loss, accuracy, recall, and from its confusion matrix bin (and ``per_class``)
@@ -157,3 +200,21 @@ class GarbageClassifier(pl.LightningModule):
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+
+CLASS_WEIGHTINGS = ("none", "balanced")
+
+
+def class_weights(weighting: str, counts: Sequence[int] | None, num_classes: int) -> torch.Tensor | None:
+    """The loss weight of each class: None for ``none``; for ``balanced`` ``images / (classes x its images)``
+    (scikit-learn's "balanced": 1 for every class when all are the same size), from the training split's ``counts``."""
+    if weighting not in CLASS_WEIGHTINGS:
+        raise ValueError(f"model.class_weighting={weighting!r} is not known; "
+                         f"choose one of {', '.join(CLASS_WEIGHTINGS)}")
+    if weighting == "none":
+        return None
+    if counts is None or len(counts) != num_classes:
+        raise ValueError(f"model.class_weighting={weighting} needs the training images of each of the {num_classes} "
+                         f"classes (class_counts, passed by garbage_lit.train); got {counts}")
+    per_class = torch.tensor(counts, dtype=torch.float32)
+    return per_class.sum() / (num_classes * per_class.clamp(min=1))  # a class without images weighs as one image

@@ -39,7 +39,15 @@ from garbage_lit.report.tables import (
     summary_table,
 )
 from garbage_lit.report.writers import format_cell, markdown_table, write_csv
-from garbage_lit.run.folder import COMPLETED, TEST_ACC
+from garbage_lit.run.folder import (
+    COMPLETED,
+    COVERAGE_FILE,
+    GALLERY_FILE,
+    RELIABILITY_FILE,
+    TEMPERATURE,
+    TEST_ACC,
+    TEST_ECE,
+)
 
 SUMMARY_COLUMNS = [*(f"{key} ± std" for key in SUMMARY_METRICS), "weights", "s/epoch", "best epoch", "status"]
 EPOCH_NOTE = ("Epochs are counted from 0 in every table and plot, as in metrics.json, Lightning's progress bar and "
@@ -113,6 +121,18 @@ class SweepReport:
             "### Learning speed", "", markdown_table(self.claims.speed_rows, None) if self._epochs() > 1
             else "The sweep ran one epoch: every job is at its final accuracy after it, so no learning speed."])
 
+    def insight_markdown(self) -> str:
+        """Each completed job's accuracy beside its calibration, with links to its final test's pictures."""
+        pictures = (("mistakes", GALLERY_FILE), ("reliability", RELIABILITY_FILE), ("coverage", COVERAGE_FILE))
+        rows = [{"job": job.num, "overrides": " ".join(job.overrides), TEST_ACC: job.final.get(TEST_ACC),
+                 TEST_ECE: job.final.get(TEST_ECE), TEMPERATURE: job.final.get(TEMPERATURE),
+                 "pictures": ", ".join(f"[{name}]({(job.folder / file).relative_to(self.sweep_dir).as_posix()})"
+                                       for name, file in pictures if (job.folder / file).is_file()) or "-"}
+                for job in self.jobs if job.status == COMPLETED]
+        return (f"{TEST_ECE}: expected calibration error of the final test's probabilities (after temperature "
+                f"scaling when the job had a validation split to fit it on). Links are relative to the sweep "
+                f"folder.\n\n" + markdown_table(rows, None))
+
     def unfinished_markdown(self) -> str:
         if not self.unfinished:
             return "Every job completed."
@@ -129,6 +149,7 @@ class SweepReport:
                  *([_fixed_line(self.jobs), ""] if self.jobs else []),
                  _split_line(self), "", EPOCH_NOTE, "",
                  "## Summary (sorted by final test accuracy; mean ± std over seeds)", "", self.summary_markdown(), "",
+                 "## Mistakes and calibration per job", "", self.insight_markdown(), "",
                  "## Per-epoch train and test loss / accuracy (as the paper's figure 6; mean over seeds)", "",
                  self.epochs_markdown(), "",
                  "## The paper's numbers beside ours", "", self.comparison_markdown(), "",

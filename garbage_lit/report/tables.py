@@ -17,6 +17,7 @@ from garbage_lit.run.folder import (
     LOSS,
     TEST,
     TEST_ACC,
+    TEST_ECE,
     TEST_RECALL,
     TRAIN,
     metric_key,
@@ -30,7 +31,7 @@ RECIPE_KEYS = ("epochs", "data.image_size", "data.resize_size", "data.test_ratio
                "data.augment", "data.rotation_degrees", "model.weights", "model.freeze_backbone")
 # The final metrics (metrics.json's "final") the summary and jobs tables show, in column order (the summary is
 # ranked by test/acc). A metric the model logs as test/<name> reaches the report once its key is here.
-SUMMARY_METRICS = (TEST_ACC, TEST_RECALL)
+SUMMARY_METRICS = (TEST_ACC, TEST_RECALL, TEST_ECE)
 
 
 def optimizer_label(optim: dict[str, Any]) -> str:

@@ -2,8 +2,9 @@
 
 A job's folder holds ``metrics.json`` (status, per-epoch history, final test metrics, provenance),
 ``split_manifest.csv``, ``failure.log`` when it failed or was interrupted, ``data_problems.csv`` /
-``duplicates.csv`` when the data had any, ``checkpoints/``, ``tensorboard/``, Hydra's ``.hydra/`` and, once
-it was resumed after a failure, ``attempts/`` (the earlier attempts' failure logs). Paths it records about
+``duplicates.csv`` when the data had any, ``test_predictions.csv`` and the final test's pictures (``gallery.png``,
+``reliability.png``, ``coverage.png`` / ``.csv``), ``checkpoints/``, ``tensorboard/``, Hydra's ``.hydra/`` and,
+once it was resumed after a failure, ``attempts/`` (the earlier attempts' failure logs). Paths it records about
 itself are relative to it, so the folder can be moved or copied and resumed there. A sweep's folder holds
 ``multirun.yaml`` and, after a search, ``search.json`` and ``trials.csv``. Every other module reads and writes
 run and sweep folders through the names and functions here.
@@ -39,6 +40,16 @@ MULTIRUN_FILE = "multirun.yaml"     # a sweep folder's: the grid the sweep promi
 SEARCH_FILE = "search.json"         # a search's sweep folder: the study, its cost, best trial and final run
 TRIALS_FILE = "trials.csv"          # ... and one row per trial
 ATTEMPTS_DIR = "attempts"           # failure.log of each earlier attempt of a resumed run: attempts/failure-N.log
+# What the final test (and evaluate) draw: garbage_lit/insight
+GALLERY_FILE = "gallery.png"          # the most confident mistakes and the least confident correct answers
+RELIABILITY_FILE = "reliability.png"  # the reliability diagram, with the expected calibration error
+COVERAGE_FILE = "coverage.png"        # accuracy against coverage as the "unsure" threshold rises
+COVERAGE_TABLE = "coverage.csv"       # the same, one row per threshold
+# What garbage_lit.audit writes
+AUDIT_FILE = "audit.json"
+LABEL_ISSUES_FILE = "label_issues.csv"
+LABEL_ISSUES_GALLERY = "label_issues.png"
+EXCLUDE_FILE = "exclude.txt"          # the suspects as a data.exclude list
 
 ATTEMPTS = "attempts"  # metrics.json key: a SLURM job's attempts (the first, then each requeue), run/requeue.py
 
@@ -60,6 +71,9 @@ F1 = "f1"
 BIN_ACC = "bin_acc"        # a prediction counts when its class is in the image's bin (data.groups)
 BIN_RECALL = "bin_recall"  # per bin: bin_recall/<bin>, e.g. test/bin_recall/hazardous
 PER_CLASS_ACC = "per_class_acc"  # per class: per_class_acc/<class>, e.g. test/per_class_acc/glass
+ECE = "ece"            # expected calibration error of the model's probabilities (after temperature scaling, if fitted)
+ECE_RAW = "ece_raw"    # the same before temperature scaling (softmax of the logits), when a temperature was fitted
+TEMPERATURE = "temperature"  # metrics.json final: the fitted temperature (null without a validation split)
 TRAIN, VAL, TEST = "train", "val", "test"
 
 
@@ -76,6 +90,7 @@ def bin_recall_key(split: str, bin_name: str) -> str:
 TEST_ACC = metric_key(TEST, ACC)        # the headline number of a run
 TEST_RECALL = metric_key(TEST, RECALL)  # macro recall
 TEST_BIN_ACC = metric_key(TEST, BIN_ACC)
+TEST_ECE = metric_key(TEST, ECE)
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:

@@ -15,39 +15,58 @@ from garbage_lit.run.folder import PREDICTION_COLUMNS, PREDICTIONS_FILE
 log = logging.getLogger(__name__)
 
 
-class TestPredictions(pl.Callback):
-    """Writes the final ``trainer.test``'s prediction for every test image: file, label, predicted, probability.
+class TestOutputs(pl.Callback):
+    """Collects the final ``trainer.test``'s logits (what ``test_step`` returns) and hands them, with the data module's
+    test samples in loader order, to :meth:`on_test_outputs` on rank 0.
 
-    Reads the probabilities ``test_step`` returns and the data module's test samples (in loader order);
-    under DDP every rank's share is gathered and rank 0 writes the file.
+    Under DDP every rank's share is gathered first.
     """
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, output_dir: str | Path, filename: str = PREDICTIONS_FILE) -> None:
-        self.path = Path(output_dir) / filename
-        self._probs: list[torch.Tensor] = []
+    def __init__(self) -> None:
+        self._logits: list[torch.Tensor] = []
 
     def on_test_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self._probs = []
+        self._logits = []
 
     def on_test_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                           batch_idx: int, dataloader_idx: int = 0) -> None:
         if isinstance(outputs, torch.Tensor):
-            self._probs.append(outputs.detach())
+            self._logits.append(outputs.detach())
 
     def on_test_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         samples = getattr(trainer.datamodule, "splits", {}).get("test")
-        if not self._probs or samples is None:
-            log.warning("no per-image test predictions written: the test ran without the data module's test split")
+        if not self._logits or samples is None:
+            log.warning("%s: nothing written: the test ran without the data module's test split", type(self).__name__)
             return
-        probs = torch.cat(self._probs)
+        logits = torch.cat(self._logits)
         if trainer.world_size > 1:
             # DistributedSampler (no shuffling) deals image i to rank i % world_size, padding the last round.
-            probs = pl_module.all_gather(probs).transpose(0, 1).reshape(-1, probs.shape[-1])
+            logits = pl_module.all_gather(logits).transpose(0, 1).reshape(-1, logits.shape[-1])
         if trainer.is_global_zero:
-            write_predictions(self.path, probs[: len(samples)].cpu(), [s.path for s in samples],
-                              [s.label for s in samples], trainer.datamodule.root, pl_module.class_names)
+            # Fewer rows than samples when the test was cut short (limit_test_batches, fast_dev_run): the first ones.
+            count = min(len(logits), len(samples))
+            self.on_test_outputs(trainer, pl_module, logits[:count].float().cpu(), samples[:count])
+
+    def on_test_outputs(self, trainer: pl.Trainer, pl_module: pl.LightningModule, logits: torch.Tensor,
+                        samples: list) -> None:
+        """What to do with the test images' logits (row i belongs to ``samples[i]``)."""
+        raise NotImplementedError
+
+
+class TestPredictions(TestOutputs):
+    """Writes the final ``trainer.test``'s prediction for every test image: file, label, predicted, probability
+    (the model's calibrated probability when it has a temperature)."""
+
+    def __init__(self, output_dir: str | Path, filename: str = PREDICTIONS_FILE) -> None:
+        super().__init__()
+        self.path = Path(output_dir) / filename
+
+    def on_test_outputs(self, trainer: pl.Trainer, pl_module: pl.LightningModule, logits: torch.Tensor,
+                        samples: list) -> None:
+        write_predictions(self.path, pl_module.probabilities(logits), [s.path for s in samples],
+                          [s.label for s in samples], trainer.datamodule.root, pl_module.class_names)
 
 
 def write_predictions(path: Path, probs: torch.Tensor, files: list[Path], labels: list[int], root: Path,

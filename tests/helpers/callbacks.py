@@ -6,6 +6,9 @@
 from __future__ import annotations
 
 import pytorch_lightning as pl
+import torch
+
+from garbage_lit.callbacks.ema import WeightEMA
 
 
 class FailAtEpoch(pl.Callback):
@@ -41,3 +44,34 @@ class BackboneStateProbe(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.first_weight[trainer.current_epoch] = next(pl_module.backbone.parameters()).detach().clone()
+
+
+class ManualEMA(pl.Callback):
+    """The run's EMA of the weights recomputed by hand (decay from its ``WeightEMA``) after every optimizer step;
+    at each epoch's end the average and the trained weights as they are, and the weights training starts from
+    (floating-point tensors only)."""
+
+    latest: ManualEMA | None = None
+
+    def __init__(self) -> None:
+        self.average: dict[str, torch.Tensor] | None = None
+        self.by_epoch: dict[int, tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = {}
+        self.start: dict[str, torch.Tensor] = {}
+        ManualEMA.latest = self
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.start = _float_state(pl_module)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch,
+                           batch_idx) -> None:
+        decay = next(c for c in trainer.callbacks if isinstance(c, WeightEMA)).decay
+        weights = _float_state(pl_module)
+        self.average = weights if self.average is None else {
+            key: decay * self.average[key] + (1 - decay) * value for key, value in weights.items()}
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.by_epoch[trainer.current_epoch] = (dict(self.average), _float_state(pl_module))
+
+
+def _float_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.detach().clone() for key, value in module.state_dict().items() if value.is_floating_point()}
