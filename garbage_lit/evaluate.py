@@ -17,7 +17,6 @@ was trained with, or ``data.groups`` given here) it also reports bin accuracy an
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,12 +27,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
-from torchmetrics.functional.classification import (
-    multiclass_confusion_matrix,
-    multiclass_f1_score,
-    multiclass_precision,
-    multiclass_recall,
-)
+from torchmetrics.functional.classification import multiclass_confusion_matrix
 
 from garbage_lit.checkpoints import (
     checkpoint_paths,
@@ -47,12 +41,13 @@ from garbage_lit.data.groups import class_bins
 from garbage_lit.data.images import ImageDataset
 from garbage_lit.data.samples import Sample
 from garbage_lit.insight.calibration import calibration_metrics
-from garbage_lit.insight.coverage import coverage_table, write_coverage_table
+from garbage_lit.insight.coverage import COVERAGE_COLUMNS, coverage_table
 from garbage_lit.insight.figures import insight_figures
 from garbage_lit.insight.gallery import gallery_indices
 from garbage_lit.insight.gradcam import gradcam_overlays
-from garbage_lit.models.metrics import accuracy_interval, bin_metrics, summary_metrics
+from garbage_lit.models.metrics import accuracy_interval, bin_metrics, per_class_table, summary_metrics
 from garbage_lit.plots import confusion_figure
+from garbage_lit.report.writers import write_csv
 from garbage_lit.run.folder import (
     ACC,
     BIN_ACC,
@@ -154,30 +149,19 @@ def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_name
     evaluated data, so a subset of the model's classes is not penalised for classes it cannot contain.
     """
     num_classes = len(class_names)
-    preds = probs.argmax(dim=1)
     summary = summary_metrics(num_classes)(probs, targets)
-    per_class = {
-        "precision": multiclass_precision(preds, targets, num_classes, average="none"),
-        "recall": multiclass_recall(preds, targets, num_classes, average="none"),
-        "f1": multiclass_f1_score(preds, targets, num_classes, average="none"),
-    }
-    support = torch.bincount(targets, minlength=num_classes)
-    predicted = torch.bincount(preds, minlength=num_classes)
-    present = support > 0
-    confusion = multiclass_confusion_matrix(preds, targets, num_classes)
+    confusion = multiclass_confusion_matrix(probs.argmax(dim=1), targets, num_classes)
+    per_class = per_class_table(confusion, class_names)
+    present = [row["f1"] for row in per_class if row["support"]]
     return {
         "images": int(len(targets)),
         metric_key(split, ACC): summary[ACC].item(),
-        "acc_interval_95": list(accuracy_interval(int((preds == targets).sum()), len(targets))),
+        "acc_interval_95": list(accuracy_interval(int(confusion.diagonal().sum()), len(targets))),
         metric_key(split, RECALL): summary[RECALL].item(),
-        metric_key(split, F1): per_class["f1"][present].mean().item(),
+        metric_key(split, F1): sum(present) / len(present),
         **(bin_metrics(confusion, bins, split) if bins else {}),
-        "classes_evaluated": int(present.sum()),
-        "per_class": [
-            {"class": name, "support": int(support[i]), "predicted": int(predicted[i]),
-             **{metric: values[i].item() for metric, values in per_class.items()}}
-            for i, name in enumerate(class_names) if support[i] > 0 or predicted[i] > 0
-        ],
+        "classes_evaluated": len(present),
+        "per_class": per_class,
         "most_confused": most_confused_pairs(confusion, class_names, top_confused),
         "confusion_matrix": confusion.tolist(),
     }
@@ -201,11 +185,8 @@ def most_confused_pairs(confusion: torch.Tensor, class_names: Sequence[str], top
 
 def _write(output_dir: Path, report: dict[str, Any], class_names: list[str]) -> None:
     write_json_atomic(output_dir / REPORT_NAME, report)
-    write_coverage_table(output_dir / COVERAGE_TABLE, report["coverage"])
-    with (output_dir / "per_class.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["class", "support", "predicted", "precision", "recall", "f1"])
-        writer.writeheader()
-        writer.writerows(report["per_class"])
+    write_csv(output_dir / COVERAGE_TABLE, report["coverage"], COVERAGE_COLUMNS)
+    write_csv(output_dir / "per_class.csv", report["per_class"])  # class, support, predicted, precision, recall, f1
     # Only the classes that occur (as truth or prediction) keep a 40-class matrix readable on a subset.
     shown = [i for i, name in enumerate(class_names) if name in {row["class"] for row in report["per_class"]}]
     matrix = [[report["confusion_matrix"][r][c] for c in shown] for r in shown]

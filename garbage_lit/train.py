@@ -35,7 +35,6 @@ from garbage_lit.config import CONFIG_DIR, register_resolvers, unknown_key_hint,
 from garbage_lit.features.datamodule import backbone_detached, feature_datamodule
 from garbage_lit.insight.calibration import fit_on_validation
 from garbage_lit.models.metrics import per_class_accuracy
-from garbage_lit.plots import confusion_figure
 from garbage_lit.run.failures import recording_stops
 from garbage_lit.run.folder import (
     CHECKPOINT_DIR,
@@ -50,7 +49,7 @@ from garbage_lit.run.folder import (
     read_metrics,
 )
 from garbage_lit.run.launch import prepare_sweep_job, share_output_dir_with_ddp_ranks
-from garbage_lit.run.loggers import log_run_summary, run_hparams
+from garbage_lit.run.loggers import log_run_summary
 from garbage_lit.run.provenance import provenance
 from garbage_lit.run.recorder import MetricsJson
 from garbage_lit.run.requeue import requeue_callbacks, requeue_point, trainer_plugins
@@ -129,7 +128,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         data = features or datamodule
         trainer.fit(model, datamodule=data, ckpt_path=resume.ckpt_path if resume is not None else None)
         final: dict[str, Any] = {"checkpoint": f"{CHECKPOINT_DIR}/{MODEL_FILE}" if cfg.save_model else None,
-                                 "epoch": _keep_chosen_epoch(trainer, model)}  # the checkpoint relative to the run
+                                 **_keep_chosen_epoch(trainer, model)}  # the checkpoint relative to the run
         if cfg.temperature_scaling:  # on the validation split, before the test and the saved model use it
             final.update(fit_on_validation(model, data))
         if cfg.test:
@@ -144,10 +143,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         # The kept epoch's value (metrics.json's row of final["epoch"]): what a sweeper optimizes, never a test metric.
         row = next((e for e in metrics_json.epochs if e["epoch"] == final["epoch"]), {})
         final[objective] = row.get(objective)
-    figures = {metric_key(TEST, "confusion_matrix"): confusion_figure(final["confusion_matrix"], model.class_names)} \
-        if "confusion_matrix" in final else {}
-    log_run_summary(trainer.loggers, run_hparams(cfg, model.weights_source), figures, trainer.global_step)
-    metrics_json.update(status=COMPLETED, final=final, best_epoch=final["epoch"])  # the last thing the run does
+    metrics_json.update(final=final, best_epoch=final["epoch"])
+    # Each logger gets what the run folder records; the run is completed only once they have it (the last thing).
+    log_run_summary(trainer.loggers, cfg, output_dir, trainer.global_step)
+    metrics_json.update(status=COMPLETED)
     if TEST_ACC in final:
         log.info("test accuracy %.4f, macro recall %.4f (weights: %s); results in %s",
                  final[TEST_ACC], final[TEST_RECALL], model.weights_source, output_dir)
@@ -157,17 +156,17 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return final
 
 
-def _keep_chosen_epoch(trainer: pl.Trainer, model: pl.LightningModule) -> int:
+def _keep_chosen_epoch(trainer: pl.Trainer, model: pl.LightningModule) -> dict[str, Any]:
     """Load the epoch the checkpoint callback chose by a monitored metric into ``model`` (which holds the last one).
 
-    Returns the kept epoch's index.
+    Returns the kept epoch's index (``epoch``) and the metric it was chosen on (``chosen_on``; None: the last epoch).
     """
     chooser = trainer.checkpoint_callback
     if chooser is None or chooser.monitor is None or not chooser.best_model_path:
-        return trainer.current_epoch - 1
+        return {"epoch": trainer.current_epoch - 1, "chosen_on": None}
     checkpoint = torch.load(chooser.best_model_path, map_location=model.device, weights_only=True)
     model.load_state_dict(checkpoint["state_dict"])
-    return int(checkpoint["epoch"])
+    return {"epoch": int(checkpoint["epoch"]), "chosen_on": chooser.monitor}
 
 
 @contextmanager

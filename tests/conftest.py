@@ -10,6 +10,7 @@ from omegaconf import DictConfig
 
 from garbage_lit.config import register_resolvers
 
+from helpers.browser import headless_chromium
 from helpers.config import compose_fast_cfg
 from helpers.data import make_folder_dataset, make_garbage_classify
 
@@ -36,3 +37,11 @@ def make_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_fast_cfg(tmp_path, *overrides, output_dir=output_dir)
 
     return _make
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Headless Chromium driven by selenium (skipped without it, unless GARBAGE_LIT_REQUIRE_BROWSER=1)."""
+    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must never download a browser or driver
+    with headless_chromium() as driver:
+        yield driver

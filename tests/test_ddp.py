@@ -1,4 +1,4 @@
-"""trainer=ddp: two CPU processes (gloo) train together; rank 0 alone writes; results match one process."""
+"""trainer=ddp: two CPU processes (gloo) train together; rank 0 alone writes and logs; results match one process."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import pytest
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
+from helpers.trackers import wandb_offline_runs
 
 pytestmark = pytest.mark.slow  # whole sweeps or several processes
 
@@ -25,6 +26,7 @@ def test_two_process_ddp_on_cpu_matches_one_process(folder_dataset, make_cfg, tm
     env = {**os.environ, "GARBAGE_LIT_CACHE_DIR": str(tmp_path / "cache")}
     proc = subprocess.Popen([sys.executable, "-m", "garbage_lit.train", "trainer=ddp", "trainer.accelerator=cpu",
                              "batch_size=2",  # per process: the same effective batch of 4 as the single run
+                             "logger=[tensorboard,wandb]", "logger.wandb.mode=offline",
                              f"data.root={folder_dataset}", *FAST],
                             cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     output, _ = proc.communicate(timeout=900)
@@ -48,6 +50,10 @@ def test_two_process_ddp_on_cpu_matches_one_process(folder_dataset, make_cfg, tm
     events = list((run / "tensorboard").glob("events.out.tfevents.*"))
     assert events and {e.name.rsplit(".", 2)[1] for e in events} == {str(proc.pid)}
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["epoch01.ckpt", "last.ckpt", "model.ckpt"]
+    # ... and one W&B run, finished, with each epoch once and the final test.
+    (tracked,) = wandb_offline_runs(run)
+    assert tracked.exit_code == 0 and len(tracked.values("train/loss")) == 2
+    assert tracked.values(TEST_ACC)[-1] == pytest.approx(metrics["final"][TEST_ACC])
 
     single = train(make_cfg("data=folder", f"data.root={folder_dataset}", "epochs=2", "lr=0.01", "batch_size=4",
                             output_dir=tmp_path / "single"))

@@ -1,33 +1,19 @@
-"""TensorBoard as a person reads it: a real server on a real sweep, opened in headless Chromium.
-
-Needs Chromium and chromedriver on the machine (Debian: `apt-get install chromium chromium-driver`) and selenium;
-skipped otherwise, mandatory in CI (GARBAGE_LIT_REQUIRE_BROWSER=1). Nothing is downloaded: the driver path is
-given explicitly and selenium-manager runs offline. Only loopback addresses are used.
-"""
+"""TensorBoard as a person reads it: a real server on a real sweep, opened in headless Chromium
+(the `browser` fixture: tests/helpers/browser.py)."""
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-import time
 
 import pytest
 
 from helpers import TEST_ACC
+from helpers.browser import keep_screenshot, shown
 from helpers.data import make_folder_dataset
 from helpers.sweeps import run_sweep
-from helpers.system import missing
 from helpers.tensorboard import tensorboard_server
 
 pytestmark = pytest.mark.browser
-
-REQUIRE = "GARBAGE_LIT_REQUIRE_BROWSER"
-PAGE_SECONDS = 90  # TensorBoard loads event files in the background; the page renders when they are in
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--no-proxy-server", "--window-size=1600,1000"]
 
 # What the Scalars page's run selector lists (its labels live in tf-multi-checkbox's shadow DOM).
 RUN_LABELS_JS = """
@@ -54,44 +40,6 @@ return Array.from(grid.shadowRoot.querySelectorAll('tr')).map(tr => Array.from(t
 """
 
 
-@pytest.fixture
-def browser(monkeypatch):
-    """Headless Chromium driven by selenium through the system chromedriver."""
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        missing("selenium is not installed (pip install -e '.[dev]')", REQUIRE)
-    chromium = os.environ.get("GARBAGE_LIT_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    driver_path = os.environ.get("GARBAGE_LIT_CHROMEDRIVER") or shutil.which("chromedriver")
-    if not (chromium and os.path.isfile(chromium) and driver_path and os.path.isfile(driver_path)):
-        missing(f"Chromium ({chromium or 'not found'}) and chromedriver ({driver_path or 'not found'}) are needed "
-                f"(Debian: apt-get install chromium chromium-driver)", REQUIRE)
-    monkeypatch.setenv("SE_OFFLINE", "true")  # selenium-manager must never download a browser or driver
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    profile = tempfile.mkdtemp(prefix="garbage-lit-chromium-")
-    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-        shutil.rmtree(profile, ignore_errors=True)
-
-
-def shown(driver, script: str, ready, what: str):
-    """Poll what the page shows (``script``) until ``ready(result)``."""
-    deadline = time.monotonic() + PAGE_SECONDS
-    while True:
-        result = driver.execute_script(script)
-        if ready(result) or time.monotonic() > deadline:
-            assert ready(result), f"{what} not shown within {PAGE_SECONDS}s; the page shows {result!r}"
-            return result
-        time.sleep(1)
-
-
 def test_a_person_tells_every_sweep_job_apart_in_tensorboard(browser, tmp_path):
     data = make_folder_dataset(tmp_path / "data")
     sweep = tmp_path / "sweep"
@@ -106,12 +54,13 @@ def test_a_person_tells_every_sweep_job_apart_in_tensorboard(browser, tmp_path):
         browser.get(f"{url}/#scalars")
         runs = shown(browser, RUN_LABELS_JS, lambda r: len(r) >= len(jobs), "the runs of the sweep")
         assert sorted(runs) == sorted(jobs)
-        browser.save_screenshot(str(tmp_path / "scalars.png"))
+        browser.save_screenshot(str(tmp_path / "tensorboard_scalars.png"))
 
         # HParams: one row per job whose default columns tell the jobs apart.
         browser.get(f"{url}/#hparams")
         table = shown(browser, HPARAMS_TABLE_JS, lambda t: len(t) > len(jobs), "the HParams table")
-        browser.save_screenshot(str(tmp_path / "hparams.png"))
+        browser.save_screenshot(str(tmp_path / "tensorboard_hparams.png"))
+        keep_screenshot(tmp_path / "tensorboard_hparams.png")  # docs/images, with GARBAGE_LIT_SCREENSHOTS=docs/images
 
     header, *rows = table
     assert header[0] == "Trial ID"
@@ -125,5 +74,5 @@ def test_a_person_tells_every_sweep_job_apart_in_tensorboard(browser, tmp_path):
         assert float(row[column["batch_size"]]) == metrics["config"]["batch_size"] == 4
         assert float(row[column[TEST_ACC]]) == pytest.approx(metrics["final"][TEST_ACC], abs=1e-4)
     assert {row[column["optimizer"]] for row in rows} == {"SGD", "Adam"}
-    for png in ("scalars.png", "hparams.png"):
+    for png in ("tensorboard_scalars.png", "tensorboard_hparams.png"):
         assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

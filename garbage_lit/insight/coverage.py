@@ -7,9 +7,7 @@ person sees for how many mistakes avoided.
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,13 +30,6 @@ def coverage_table(probs: torch.Tensor, targets: torch.Tensor,
                      "accuracy": correct[answered].float().mean().item() if count else None,
                      "answered": count, "unsure": len(targets) - count})
     return rows
-
-
-def write_coverage_table(path: Path, rows: Sequence[dict[str, Any]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COVERAGE_COLUMNS)
-        writer.writeheader()
-        writer.writerows({k: "" if row[k] is None else row[k] for k in COVERAGE_COLUMNS} for row in rows)
 
 
 def coverage_figure(probs: torch.Tensor, targets: torch.Tensor, thresholds: Sequence[float] = THRESHOLDS) -> Figure:

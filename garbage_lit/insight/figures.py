@@ -10,8 +10,9 @@ import torch
 from matplotlib.figure import Figure
 
 from garbage_lit.insight.calibration import reliability_figure
-from garbage_lit.insight.coverage import coverage_figure, coverage_table, write_coverage_table
+from garbage_lit.insight.coverage import COVERAGE_COLUMNS, coverage_figure, coverage_table
 from garbage_lit.insight.gallery import mistakes_gallery
+from garbage_lit.report.writers import write_csv
 from garbage_lit.run.folder import COVERAGE_FILE, COVERAGE_TABLE, GALLERY_FILE, RELIABILITY_FILE, TEST, metric_key
 from garbage_lit.run.loggers import log_figure
 from garbage_lit.run.predictions import TestOutputs
@@ -34,7 +35,7 @@ class FinalTestInsight(TestOutputs):
         figures = insight_figures(logits, probs, targets, [s.path for s in samples], pl_module.class_names,
                                   pl_module.class_bins, pl_module.temperature, self.gallery_size, TEST)
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        write_coverage_table(self.output_dir / COVERAGE_TABLE, coverage_table(probs, targets))
+        write_csv(self.output_dir / COVERAGE_TABLE, coverage_table(probs, targets), COVERAGE_COLUMNS)
         for file, figure in figures.items():
             figure.savefig(self.output_dir / file, dpi=100)
             for logger in trainer.loggers:

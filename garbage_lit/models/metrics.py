@@ -111,6 +111,25 @@ def per_class_accuracy(confusion: torch.Tensor, class_names: Sequence[str]) -> d
     return {name: (correct[i] / support[i]).item() if support[i] else None for i, name in enumerate(class_names)}
 
 
+def per_class_table(confusion: torch.Tensor, class_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Support, predicted count, precision, recall and F1 of each class that has images or predictions.
+
+    From a confusion matrix (rows: true class); a ratio whose denominator is 0 is 0, as torchmetrics has it.
+    """
+    confusion = torch.as_tensor(confusion)
+    support, predicted, correct = confusion.sum(dim=1), confusion.sum(dim=0), confusion.diagonal()
+    rows = []
+    for i, name in enumerate(class_names):
+        if support[i] == 0 and predicted[i] == 0:
+            continue
+        precision = (correct[i] / predicted[i]).item() if predicted[i] else 0.0
+        recall = (correct[i] / support[i]).item() if support[i] else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        rows.append({"class": name, "support": int(support[i]), "predicted": int(predicted[i]),
+                     "precision": precision, "recall": recall, "f1": f1})
+    return rows
+
+
 def bin_metrics(confusion: torch.Tensor, bins: Sequence[str], split: str) -> dict[str, float]:
     """``<split>/bin_acc`` and ``<split>/bin_recall/<bin>`` from a class confusion matrix (rows: true class).
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from hydra.errors import CompactHydraException
+from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
@@ -112,6 +112,8 @@ def _recorded(run_dir: Path, exc: BaseException) -> BaseException:
                             f"there and resume it with\n  {command}\nor copy the run folder to a bigger disk and "
                             f"resume the copy: its training command with ckpt_path=<the copy>")
     record_failure(run_dir, exc)
-    if isinstance(exc, (ConfigError, DataError)):
-        return ErrorMessage(str(exc))
+    # Hydra wraps what a `_target_` raised while being built (a logger that needs an extra, a server that is down).
+    cause = exc.__cause__ if isinstance(exc, InstantiationException) else exc
+    if isinstance(cause, (ConfigError, DataError)):
+        return ErrorMessage(str(cause))
     return exc
