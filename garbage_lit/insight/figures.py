@@ -14,7 +14,7 @@ from garbage_lit.insight.coverage import COVERAGE_COLUMNS, coverage_figure, cove
 from garbage_lit.insight.gallery import mistakes_gallery
 from garbage_lit.report.writers import write_csv
 from garbage_lit.run.folder import COVERAGE_FILE, COVERAGE_TABLE, GALLERY_FILE, RELIABILITY_FILE, TEST, metric_key
-from garbage_lit.run.loggers import log_figure
+from garbage_lit.run.loggers import figure_png, log_png
 from garbage_lit.run.predictions import TestOutputs
 
 
@@ -37,9 +37,10 @@ class FinalTestInsight(TestOutputs):
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_csv(self.output_dir / COVERAGE_TABLE, coverage_table(probs, targets), COVERAGE_COLUMNS)
         for file, figure in figures.items():
-            figure.savefig(self.output_dir / file, dpi=100)
+            png = figure_png(figure)
+            (self.output_dir / file).write_bytes(png)
             for logger in trainer.loggers:
-                log_figure(logger, metric_key(TEST, Path(file).stem), figure, trainer.global_step)
+                log_png(logger, metric_key(TEST, Path(file).stem), png, trainer.global_step)
 
 
 def insight_figures(logits: torch.Tensor, probs: torch.Tensor, targets: torch.Tensor, paths: list[Path],

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, MLFlowLogger, TensorBoardLogger, WandbLogger
@@ -125,10 +126,41 @@ def log_run_summary(loggers: list[Logger], cfg: DictConfig, run_dir: str | Path,
             _to_folder(logger, summary)
 
 
+def log_figure(logger: Logger, tag: str, figure: Figure, step: int) -> None:
+    """Store ``figure`` under ``tag`` the way ``logger`` keeps pictures (:func:`log_png`)."""
+    log_png(logger, tag, figure_png(figure), step)
+
+
+def log_png(logger: Logger, tag: str, png: bytes, step: int) -> None:
+    """Store a PNG picture under ``tag`` the way ``logger`` keeps pictures: TensorBoard's images, an MLflow artifact
+    ``<tag>.png``, a W&B image, else a file in the logger's folder (when it has one). Drawn once, stored as drawn."""
+    from PIL import Image
+
+    if isinstance(logger, SweepMLFlowLogger):
+        logger.experiment.log_image(logger.run_id, Image.open(io.BytesIO(png)), artifact_file=f"{tag}.png")
+    elif isinstance(logger, SweepWandbLogger):
+        import wandb
+
+        logger.experiment.log({tag: wandb.Image(Image.open(io.BytesIO(png))), "trainer/global_step": step})
+    elif isinstance(logger, TensorBoardLogger):
+        picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        logger.experiment.add_image(tag, picture, global_step=step, dataformats="HWC")
+    elif getattr(logger, "log_dir", None) is not None:
+        Path(logger.log_dir).mkdir(parents=True, exist_ok=True)
+        (Path(logger.log_dir) / f"{tag.replace('/', '_')}.png").write_bytes(png)
+
+
+def figure_png(figure: Figure, dpi: int = 100) -> bytes:
+    """``figure`` drawn once, as PNG bytes (for a file and every logger alike)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
 def _to_tensorboard(logger: TensorBoardLogger, summary: RunSummary) -> None:
     logger.log_hyperparams(summary.hparams)  # SweepTensorBoardLogger: the HParams table's columns
     for tag, figure in summary.figures.items():
-        logger.experiment.add_figure(tag, figure, global_step=summary.step)
+        log_figure(logger, tag, figure, summary.step)
     logger.save()
 
 
@@ -136,10 +168,10 @@ def _to_folder(logger: Logger, summary: RunSummary) -> None:
     """CSV and any other logger: the hyperparameters, and figures and tables as files in its folder when it has one."""
     logger.log_hyperparams(summary.hparams)
     folder = getattr(logger, "log_dir", None)
+    for tag, figure in summary.figures.items():
+        log_figure(logger, tag, figure, summary.step)
     if folder is not None:
         Path(folder).mkdir(parents=True, exist_ok=True)
-        for tag, figure in summary.figures.items():
-            figure.savefig(Path(folder) / f"{tag.replace('/', '_')}.png", dpi=120, bbox_inches="tight")
         for tag, rows in summary.tables.items():
             write_csv(Path(folder) / f"{tag.replace('/', '_')}.csv", rows)
     logger.save()
@@ -156,7 +188,7 @@ def _to_mlflow(logger: SweepMLFlowLogger, summary: RunSummary) -> None:
     tags = {**summary.tags, MLFLOW_GIT_COMMIT: summary.tags["git_commit"]}
     client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
     for tag, figure in summary.figures.items():
-        client.log_figure(run_id, figure, f"{tag}.png")
+        log_figure(logger, tag, figure, summary.step)
     with tempfile.TemporaryDirectory() as folder:
         for tag, rows in summary.tables.items():
             folder_of_tag, _, name = tag.rpartition("/")
@@ -188,17 +220,16 @@ def _to_wandb(logger: SweepWandbLogger, summary: RunSummary) -> None:
     """Config (params and tags), the figure as an image, the table as a W&B Table, the model as an artifact, then
     the run finished: the next job of a multirun in this process starts a run of its own."""
     import wandb
-    from PIL import Image
 
     run = logger.experiment
     logger.log_hyperparams(summary.params)
     run.config.update(summary.tags, allow_val_change=True)
-    media: dict[str, Any] = {tag: wandb.Image(Image.open(io.BytesIO(_png(figure))))  # not wandb.Image(figure): it
-                             for tag, figure in summary.figures.items()}          # would import pyplot
-    for tag, rows in summary.tables.items():
-        media[tag] = wandb.Table(columns=list(rows[0]) if rows else [], data=[list(r.values()) for r in rows])
-    if media:
-        run.log({**media, "trainer/global_step": summary.step})
+    for tag, figure in summary.figures.items():
+        log_figure(logger, tag, figure, summary.step)
+    tables = {tag: wandb.Table(columns=list(rows[0]) if rows else [], data=[list(r.values()) for r in rows])
+              for tag, rows in summary.tables.items()}
+    if tables:
+        run.log({**tables, "trainer/global_step": summary.step})
     if summary.model is not None and logger.log_checkpoint:
         artifact = wandb.Artifact(f"model-{run.id}", type="model", metadata=summary.chosen)
         artifact.add_file(str(summary.model), name=MODEL_FILE, policy="immutable")  # final: referenced, not copied
@@ -330,9 +361,3 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=120, bbox_inches="tight")
-    return buffer.getvalue()
