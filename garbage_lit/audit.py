@@ -23,6 +23,7 @@ from typing import Any
 
 import hydra
 import numpy as np
+import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -65,6 +66,7 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
                           f"{cfg.data.rotation_degrees} and data.augment={cfg.data.augment} augment the training "
                           f"split; set data.rotation_degrees=0 data.augment=paper")
     images.setup("test")
+    pl.seed_everything(cfg.seed, verbose=False)  # a backbone without pretrained weights starts the same every time
     model = instantiate(cfg.model, num_classes=images.num_classes, class_names=images.class_names)
     samples, where, matrix = split_features(images, model, cfg.paths.cache_dir)
     labels = np.array([s.label for s in samples])
