@@ -87,7 +87,7 @@ def run_side(side: str, model: str, size: int | None, args: argparse.Namespace, 
                f"data.root={data}", "data.val_ratio=0", "test=false", f"epochs={args.epochs}",
                f"batch_size={args.batch_size}", f"threads={args.threads}", *sizes, *SIDES[side],
                "+callbacks.step_clock._target_=finetune_speed.StepClock", f"+callbacks.step_clock.path={steps_file}",
-               f"paths.cache_dir={work / 'cache'}", f"hydra.run.dir={work / name}",
+               f"cache.dir={work / 'cache'}", f"hydra.run.dir={work / name}",
                "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
     print("$", " ".join(command[1:]), flush=True)
     load_before = os.getloadavg()[0]

@@ -23,8 +23,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from garbage_lit.config import CONFIG_DIR, register_resolvers
-from garbage_lit.run.recorder import MetricsJson
+from garbage_lit.callbacks.metrics_json import MetricsJson
+from garbage_lit.config import CONFIG_DIR
+from garbage_lit.models.resolvers import register_resolvers
 
 from common import parser as common_parser
 from common import report, subset, workdir
@@ -35,12 +36,12 @@ def compose_cfg(args: argparse.Namespace, data: Path, work: Path) -> DictConfig:
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
             f"model={args.model}", f"model.weights={args.weights}", "data=folder", f"data.root={data}",
-            "data.image_cache=true", f"data.image_size={args.image_size}", f"data.resize_size={args.resize_size}",
+            "cache.images=true", f"data.image_size={args.image_size}", f"data.resize_size={args.resize_size}",
             f"batch_size={args.batch_size}", "epochs=1", "+trainer.limit_val_batches=0",
             "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"])
     with open_dict(cfg):
         cfg.paths.output_dir = str(work / "run")
-        cfg.paths.cache_dir = str(work / "cache")
+        cfg.cache.dir = str(work / "cache")
     return cfg
 
 
@@ -67,7 +68,7 @@ def plain_loop(cfg: DictConfig) -> float:
     datamodule, model = build(cfg)
     loader = datamodule.train_dataloader()
     start = time.perf_counter()
-    optimizer = instantiate(cfg.optim)(params=[p for p in model.parameters() if p.requires_grad])
+    optimizer = instantiate(cfg.optim)([("head", model.head, None)])  # the backbone is frozen
     criterion = torch.nn.CrossEntropyLoss()
     model.train()
     model.backbone.eval()  # frozen, as GarbageClassifier keeps it

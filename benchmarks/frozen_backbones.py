@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from garbage_lit.models.backbones import create_backbone
-from garbage_lit.run.folder import TEST_ACC, TEST_RECALL
+from garbage_lit.records.folder import TEST_ACC, TEST_RECALL
 
 from common import default_data, machine, subset, workdir
 
@@ -35,7 +35,7 @@ LITE_ZOO = "efficientnet_lite"
 def train_command(model: str, data: Path, run_dir: Path, epochs: int) -> list[str]:
     """The paper recipe with Adam on cached frozen features (README: "Checked against an independent reference")."""
     return [sys.executable, "-m", "garbage_lit.train", f"model={model}", "model.weights=imagenet", "data=folder",
-            f"data.root={data}", "data.split_seed=0", "data.rotation_degrees=0", "feature_cache=true",
+            f"data.root={data}", "data.split_seed=0", "data.rotation_degrees=0", "cache.features=true",
             "optim=adam", "lr=0.003", "batch_size=32", f"epochs={epochs}", "+trainer.enable_progress_bar=false",
             "trainer.enable_model_summary=false", f"hydra.run.dir={run_dir}"]
 

@@ -24,8 +24,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from garbage_lit.config import register_resolvers
 from garbage_lit.features.datamodule import FeatureDataModule
+from garbage_lit.models.resolvers import register_resolvers
 
 from common import report
 
@@ -37,8 +37,8 @@ def cached_features(run_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     model = instantiate(cfg.model, _convert_="all", num_classes=datamodule.num_classes)
-    features = FeatureDataModule(datamodule, model.backbone, cfg.model.arch, cfg.feature_cache_views,
-                                 cfg.paths.cache_dir)
+    features = FeatureDataModule(datamodule, model.backbone, cfg.model.arch, cfg.cache.feature_views,
+                                 cfg.cache.dir)
     train, val = features.train_dataloader().dataset, features.val_dataloader()[0].dataset
     return (train.features[0], train.labels, val.features[0], val.labels, train.features.shape[-1],
             datamodule.num_classes)
@@ -53,7 +53,7 @@ def plain_training(cfg_path: Path, features: tuple, repeats: int) -> tuple[float
         torch.manual_seed(cfg.seed)
         start = time.perf_counter()
         head = nn.Linear(dim, classes)
-        optimizer = instantiate(cfg.optim)(params=head.parameters())
+        optimizer = instantiate(cfg.optim)([("head", head, None)])
         criterion = nn.CrossEntropyLoss(label_smoothing=cfg.model.label_smoothing)
         for _epoch in range(cfg.epochs):
             for batch in torch.randperm(len(x)).split(cfg.batch_size):

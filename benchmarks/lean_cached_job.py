@@ -34,10 +34,11 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
-from garbage_lit.config import CONFIG_DIR, register_resolvers
+from garbage_lit.config import CONFIG_DIR
 from garbage_lit.features.datamodule import FeatureDataModule
 from garbage_lit.features.dataset import FeatureDataset
-from garbage_lit.run.folder import TEST_ACC
+from garbage_lit.models.resolvers import register_resolvers
+from garbage_lit.records.folder import TEST_ACC
 from garbage_lit.train import train
 
 from common import parser as common_parser
@@ -88,14 +89,14 @@ def compose_cfg(args: argparse.Namespace, data: Path, output_dir: Path) -> DictC
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=[
             f"model={args.model}", "data=folder", f"data.root={data}", "data.rotation_degrees=0", "optim=adam",
-            "feature_cache=true",  # the default (auto) turns it on here; true fails loudly if it could not
+            "cache.features=true",  # the default (auto) turns it on here; true fails loudly if it could not
             "+callbacks.step_clock._target_=__main__.StepClock",
             f"lr={args.lr}", f"epochs={args.epochs}", f"batch_size={args.batch_size}",
             f"data.image_size={args.image_size}", f"data.resize_size={args.resize_size}",
             "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"])
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir)
-        cfg.paths.cache_dir = str(args.cache_dir)
+        cfg.cache.dir = str(args.cache_dir)
     return cfg
 
 
@@ -104,8 +105,8 @@ def features_of(cfg: DictConfig) -> dict[str, FeatureDataset]:
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     model = instantiate(cfg.model, _convert_="all", num_classes=datamodule.num_classes)
-    features = FeatureDataModule(datamodule, model.backbone, cfg.model.arch, cfg.feature_cache_views,
-                                 cfg.paths.cache_dir)
+    features = FeatureDataModule(datamodule, model.backbone, cfg.model.arch, cfg.cache.feature_views,
+                                 cfg.cache.dir)
     return {"train": features.train_dataloader().dataset, "test": features.test_dataloader().dataset}
 
 

@@ -31,7 +31,7 @@ def sweep(name: str, extra: list[str], args, data: Path, work: Path) -> tuple[fl
     command = [sys.executable, "-m", "garbage_lit.train", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2",
                f"model={args.model}", "data=folder", f"data.root={data}", "lr=0.003,0.01", f"epochs={args.epochs}",
                f"batch_size={args.batch_size}", f"data.image_size={args.image_size}",
-               f"data.resize_size={args.resize_size}", "feature_cache=false", f"paths.cache_dir={work / 'cache'}",
+               f"data.resize_size={args.resize_size}", "cache.features=false", f"cache.dir={work / 'cache'}",
                f"hydra.sweep.dir={folder}", "+trainer.enable_progress_bar=false",
                "trainer.enable_model_summary=false", *extra]
     print("$", " ".join(command), flush=True)

@@ -23,8 +23,8 @@ from common import report, subset, workdir
 def peak_rss_mb(args: argparse.Namespace, data: Path, work: Path, name: str, cached: bool) -> float:
     command = [sys.executable, "-m", "garbage_lit.train", f"model={args.model}", "data=folder", f"data.root={data}",
                f"epochs={args.epochs}", f"batch_size={args.batch_size}", f"data.image_size={args.image_size}",
-               f"data.resize_size={args.resize_size}", f"feature_cache={str(cached).lower()}",
-               f"paths.cache_dir={work / 'cache'}", f"hydra.run.dir={work / name}",
+               f"data.resize_size={args.resize_size}", f"cache.features={str(cached).lower()}",
+               f"cache.dir={work / 'cache'}", f"hydra.run.dir={work / name}",
                "+trainer.enable_progress_bar=false"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)

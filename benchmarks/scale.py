@@ -17,7 +17,7 @@ size-N set is the first N of them (symlinks), so sets are nested and balanced li
 * scan: ``scan_dataset`` (lists, decodes and hashes every file) cold (empty scan cache) and warm (the
   scan cache filled by the cold scan, as every sweep job after the first sees it), beside plain
   PyTorch's set-up, ``torchvision.datasets.ImageFolder(root)`` (lists the files, checks nothing).
-* fill: the feature cache filled through the data module (``feature_cache=true``, the train and
+* fill: the feature cache filled through the data module (``cache.features=true``, the train and
   test splits, one view: rotation off), beside a plain loop (``ImageFolder`` + the same eval transforms
   + ``DataLoader`` + the frozen backbone in ``inference_mode``) over the same N images; with
   ``--fill-repeats R`` each side runs R times, alternating which goes first, and the fastest counts.
@@ -51,12 +51,13 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader
 
-from garbage_lit.config import CONFIG_DIR, register_resolvers
+from garbage_lit.config import CONFIG_DIR
 from garbage_lit.data.images import is_image_file
 from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.transforms import build_transforms
 from garbage_lit.features.datamodule import FeatureDataModule
 from garbage_lit.models import create_backbone
+from garbage_lit.models.resolvers import register_resolvers
 
 from common import default_data, machine
 
@@ -130,14 +131,14 @@ def compose_cfg(args: argparse.Namespace, data: Path, cache: Path) -> DictConfig
     with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
         cfg = compose(config_name="train", overrides=[*overrides(args, data, cache), "data.output_dir=null"])
     with open_dict(cfg):
-        cfg.paths.cache_dir = str(cache)
+        cfg.cache.dir = str(cache)
     return cfg
 
 
 def overrides(args: argparse.Namespace, data: Path, cache: Path) -> list[str]:
     return [f"model={args.model}", "data=folder", f"data.root={data}", f"data.image_size={args.image_size}",
-            f"data.resize_size={args.resize_size}", "data.rotation_degrees=0", "feature_cache=true",
-            f"batch_size={args.batch_size}", f"epochs={args.epochs}", f"paths.cache_dir={cache}"]
+            f"data.resize_size={args.resize_size}", "data.rotation_degrees=0", "cache.features=true",
+            f"batch_size={args.batch_size}", f"epochs={args.epochs}", f"cache.dir={cache}"]
 
 
 def measure_scan(data: Path, work: Path) -> dict[str, float]:
@@ -154,7 +155,7 @@ def fill_through_data_module(args: argparse.Namespace, data: Path, cache: Path, 
     cfg = compose_cfg(args, data, cache)
     images = instantiate(cfg.data)
     images.setup("fit")
-    features = FeatureDataModule(images, backbone, args.model, cfg.feature_cache_views, cfg.paths.cache_dir)
+    features = FeatureDataModule(images, backbone, args.model, cfg.cache.feature_views, cfg.cache.dir)
     start = time.perf_counter()
     features.train_dataloader()
     features.test_dataloader()

@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from garbage_lit.run.folder import ACC, COMPLETED, TEST, metric_key, read_metrics
+from garbage_lit.records.folder import ACC, COMPLETED, TEST, metric_key, read_metrics
 
 from common import parser as common_parser
 from common import report, subset, workdir
@@ -39,8 +39,8 @@ def sweep(side: str, cached: bool, jobs: int, args: argparse.Namespace, data: Pa
                f"data.root={data}", f"optim={optims}", f"lr={','.join(lrs)}", f"epochs={args.epochs}",
                f"batch_size={args.batch_size}", f"data.image_size={args.image_size}",
                f"data.resize_size={args.resize_size}", f"data.rotation_degrees={args.rotation}",
-               f"feature_cache={str(cached).lower()}", f"feature_cache_views={args.views}",
-               f"paths.cache_dir={work / ('cache_' + side)}", f"hydra.sweep.dir={work / side}",
+               f"cache.features={str(cached).lower()}", f"cache.feature_views={args.views}",
+               f"cache.dir={work / ('cache_' + side)}", f"hydra.sweep.dir={work / side}",
                "+trainer.enable_progress_bar=false", "trainer.enable_model_summary=false"]
     print("$", " ".join(command), flush=True)
     start = time.perf_counter()
@@ -51,7 +51,7 @@ def sweep(side: str, cached: bool, jobs: int, args: argparse.Namespace, data: Pa
 
 def job(metrics: dict) -> tuple[str, float]:
     """What tells the jobs of the sweep apart: optimizer and learning rate."""
-    return metrics["config"]["optim"]["_target_"].rsplit(".", 1)[-1], metrics["config"]["lr"]
+    return metrics["config"]["optim"]["algorithm"].rsplit(".", 1)[-1], metrics["config"]["lr"]
 
 
 def main() -> None:

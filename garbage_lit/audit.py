@@ -27,13 +27,15 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from garbage_lit.config import CONFIG_DIR, ConfigError, register_resolvers
+from garbage_lit.config import CONFIG_DIR
 from garbage_lit.data.datamodule import GarbageDataModule
 from garbage_lit.data.exclude import write_exclusions
 from garbage_lit.data.samples import Sample, relative_file
 from garbage_lit.data.split import SPLITS
+from garbage_lit.errors import ConfigError
 from garbage_lit.features.datamodule import FeatureDataModule
-from garbage_lit.insight.gallery import Tile, class_caption, gallery_figure
+from garbage_lit.insight.fonts import class_labels
+from garbage_lit.insight.gallery import Tile, class_caption, gallery_png
 from garbage_lit.insight.label_issues import (
     CONFIDENT_LEARNING,
     IDENTICAL_COPY,
@@ -43,8 +45,12 @@ from garbage_lit.insight.label_issues import (
     require_insight_packages,
 )
 from garbage_lit.models.classifier import GarbageClassifier
-from garbage_lit.run.folder import AUDIT_FILE, EXCLUDE_FILE, LABEL_ISSUES_FILE, LABEL_ISSUES_GALLERY, write_json_atomic
-from garbage_lit.run.launch import share_cpu_threads
+from garbage_lit.models.resolvers import register_resolvers
+from garbage_lit.records.atomic import write_json_atomic
+from garbage_lit.records.folder import AUDIT_FILE, EXCLUDE_FILE, LABEL_ISSUES_FILE, LABEL_ISSUES_GALLERY
+from garbage_lit.run.commands import cli as command_line
+from garbage_lit.run.commands import one_line_errors
+from garbage_lit.run.launch import start_command
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +63,9 @@ ISSUE_COLUMNS = ("rank", "file", "given", "suggested", "given_probability", "sug
 def audit(cfg: DictConfig) -> dict[str, Any]:
     """Score every photo of ``cfg.data`` out of sample, find the suspects, write and return the audit's summary."""
     require_insight_packages()
-    share_cpu_threads(cfg, None)
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    images: GarbageDataModule = instantiate(cfg.data)
+    images: GarbageDataModule = instantiate(cfg.data, cache_dir=cfg.cache.dir, scan_cache=cfg.cache.scan)
     if images.augments_training:
         raise ConfigError(f"the audit scores photos as a model sees them at test time, but data.rotation_degrees="
                           f"{cfg.data.rotation_degrees} and data.augment={cfg.data.augment} augment the training "
@@ -68,7 +73,7 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
     images.setup("test")
     pl.seed_everything(cfg.seed, verbose=False)  # a backbone without pretrained weights starts the same every time
     model = instantiate(cfg.model, num_classes=images.num_classes, class_names=images.class_names)
-    samples, where, matrix = split_features(images, model, cfg.paths.cache_dir)
+    samples, where, matrix = split_features(images, model, cfg.cache.dir)
     labels = np.array([s.label for s in samples])
 
     from threadpoolctl import threadpool_limits  # scikit-learn's; its BLAS keeps to `threads` too
@@ -86,8 +91,8 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
                       "review them (label_issues.csv, label_issues.png), delete the lines to keep, then train with",
                       f"data.exclude={output_dir.resolve() / EXCLUDE_FILE}"])
     shown = suspects[:cfg.gallery_size]
-    figure = gallery_figure([("suspected labels, most doubtful first", suspect_tiles(shown, samples, names))], names)
-    figure.savefig(output_dir / LABEL_ISSUES_GALLERY, dpi=100)
+    png = gallery_png([("suspected labels, most doubtful first", suspect_tiles(shown, samples, names))], names)
+    (output_dir / LABEL_ISSUES_GALLERY).write_bytes(png)
     summary = {"data": str(images.root), "images": len(samples), "classes": names, "backbone": model.hparams.arch,
                "weights": model.weights_source, "folds": cfg.folds, **_counts(probs, labels, suspects, names),
                "config": OmegaConf.to_container(cfg, resolve=True)}
@@ -140,9 +145,10 @@ def conflicting_copies(images: GarbageDataModule, samples: list[Sample]) -> dict
 
 def suspect_tiles(suspects: list[Suspect], samples: list[Sample], class_names: list[str]) -> list[Tile]:
     """A gallery tile per suspect: given label, suggested label and how sure the held-out head is of each."""
+    names = class_labels(class_names)
     return [Tile(samples[s.index].path,
-                 "\n".join([class_caption("given", class_names[s.given]) + f" ({s.label_quality:.2f})",
-                            class_caption("suggested", class_names[s.suggested])
+                 "\n".join([class_caption("given", names.of(s.given)) + f" ({s.label_quality:.2f})",
+                            class_caption("suggested", names.of(s.suggested))
                             + f" ({s.suggested_probability:.2f})",
                             samples[s.index].path.name[:28]]))
             for s in suspects]
@@ -177,8 +183,15 @@ def format_audit(summary: dict[str, Any], suspects: list[Suspect], files: list[s
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="audit")
 def main(cfg: DictConfig) -> None:
-    audit(cfg)
+    with one_line_errors():
+        start_command(cfg)
+        audit(cfg)
+
+
+def cli() -> None:
+    """The command line (``garbage-lit-audit``, ``python -m garbage_lit.audit``)."""
+    command_line(main, "audit")
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -12,7 +12,9 @@ from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 from pathlib import Path
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf
+
+from garbage_lit.errors import ConfigError
 
 SAMPLE_DATA = Path(__file__).parent / "sample_data" / "trashnet_mini"
 
@@ -38,29 +40,19 @@ def _config_dir() -> str:
 CONFIG_DIR = _config_dir()
 
 
-PREPROCESSING_RESOLVERS = ("image_size", "resize_size", "interpolation", "mean", "std")
-
-
-def _backbone_preprocessing(which: str, arch: str, zoo: str | None = None) -> int | str | ListConfig:
-    from garbage_lit.models.backbones import backbone_preprocessing
-
-    value = getattr(backbone_preprocessing(arch, zoo), which)
-    return OmegaConf.create(list(value)) if isinstance(value, tuple) else value
-
-
-def register_resolvers() -> None:
-    """``${gl.sample_data:}`` and ``${gl.<key>:ARCH[,ZOO]}`` for each key of PREPROCESSING_RESOLVERS."""
-    resolvers = {"gl.sample_data": lambda: str(SAMPLE_DATA)}
-    for which in PREPROCESSING_RESOLVERS:
-        resolvers[f"gl.{which}"] = lambda arch, zoo=None, which=which: _backbone_preprocessing(which, arch, zoo)
-    for name, resolver in resolvers.items():
-        if not OmegaConf.has_resolver(name):
-            OmegaConf.register_new_resolver(name, resolver)
-
-
-class ConfigError(ValueError):
-    """A config value outside what the run accepts; the message names the key and the allowed values."""
-
+# Keys that were renamed: old -> new. A command line with an old key is refused with its new name.
+RENAMED_KEYS = {
+    "feature_cache": "cache.features",
+    "feature_cache_views": "cache.feature_views",
+    "data.feature_cache": "cache.features",
+    "data.image_cache": "cache.images",
+    "data.scan_cache": "cache.scan",
+    "data.cache_dir": "cache.dir",
+    "paths.cache_dir": "cache.dir",
+    "data.eval_test": "data.test_every_epoch",
+    "hparams_search.torch_threads": "threads",
+    "model.backbone": "model.arch",
+}
 
 # key -> (accepts the value, description of the allowed values)
 RULES: dict[str, tuple[Callable[[object], bool], str]] = {
@@ -76,8 +68,8 @@ RULES: dict[str, tuple[Callable[[object], bool], str]] = {
     "data.image_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1 (pixels)"),
     "data.resize_size": (lambda v: _integer(v) and v >= 1, "an integer >= 1 (pixels)"),
     "data.num_workers": (lambda v: _integer(v) and v >= 0, "an integer >= 0"),
-    "feature_cache": (lambda v: v in (True, False, "auto"), "true, false or auto"),
-    "feature_cache_views": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
+    "cache.features": (lambda v: v in (True, False, "auto"), "true, false or auto"),
+    "cache.feature_views": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
     "data.groups": (lambda v: isinstance(v, (str, DictConfig)),
                     "a YAML (class: bin) or CSV (class,bin) file, a {class: bin} mapping, or null for no bins"),
     "trainer.num_nodes": (lambda v: _integer(v) and v >= 1, "an integer >= 1"),
@@ -123,7 +115,10 @@ def unknown_key_hint(overrides: Sequence[str], config_name: str = "train") -> st
         except Exception:  # noqa: BLE001 - a refused group choice: Hydra's own message lists the options
             return None
     for override in assignments:
-        key = override.split("=", 1)[0]
+        key, _, value = override.partition("=")
+        if key in RENAMED_KEYS:
+            return (f"'{key}' was renamed: it is now '{RENAMED_KEYS[key]}'. Write {RENAMED_KEYS[key]}={value} "
+                    f"instead (docs/configuration_and_sweeps.md lists the keys).")
         parent, _, leaf = key.rpartition(".")
         node = OmegaConf.select(cfg, parent) if parent else cfg
         if key in groups or not isinstance(node, DictConfig) or leaf in node.keys():  # keys(): ??? values too

@@ -4,7 +4,7 @@
     python -m garbage_lit.evaluate ckpt=[a/checkpoints/model.ckpt,b/checkpoints/model.ckpt] ...  # an ensemble
 
 Flip averaging and the test-time size are the checkpoint's unless ``flip_tta=``, ``image_size=`` or ``resize_size=``
-say otherwise (:func:`~garbage_lit.checkpoints.load_for_inference`).
+say otherwise (:func:`~garbage_lit.models.loading.load_for_inference`).
 
 The run folder gets ``evaluation.json`` (accuracy, macro recall and F1, per-class precision / recall /
 F1, confusion matrix, most-confused pairs, expected calibration error before and after the model's temperature,
@@ -17,6 +17,7 @@ was trained with, or ``data.groups`` given here) it also reports bin accuracy an
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,31 +25,33 @@ from typing import Any
 
 import hydra
 import torch
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.data import DataLoader
 from torchmetrics.functional.classification import multiclass_confusion_matrix
 
-from garbage_lit.checkpoints import (
+from garbage_lit.config import CONFIG_DIR
+from garbage_lit.data.datasets import ImageDataset
+from garbage_lit.data.groups import class_bins
+from garbage_lit.data.index import DataIndex, index_settings
+from garbage_lit.data.samples import Sample
+from garbage_lit.errors import ConfigError, DataError
+from garbage_lit.insight.confusion import confusion_figure
+from garbage_lit.insight.coverage import COVERAGE_COLUMNS, coverage_table
+from garbage_lit.insight.figures import insight_pictures
+from garbage_lit.insight.gallery import gallery_indices
+from garbage_lit.insight.gradcam import gradcam_overlays
+from garbage_lit.models.calibration import calibration_metrics
+from garbage_lit.models.loading import (
     checkpoint_paths,
     eval_transform,
     inference_trainer,
     load_for_inference,
     preprocessing_of,
 )
-from garbage_lit.config import CONFIG_DIR, register_resolvers
-from garbage_lit.data.groups import class_bins
-from garbage_lit.data.images import ImageDataset
-from garbage_lit.data.samples import Sample
-from garbage_lit.insight.calibration import calibration_metrics
-from garbage_lit.insight.coverage import COVERAGE_COLUMNS, coverage_table
-from garbage_lit.insight.figures import insight_figures
-from garbage_lit.insight.gallery import gallery_indices
-from garbage_lit.insight.gradcam import gradcam_overlays
 from garbage_lit.models.metrics import accuracy_interval, bin_metrics, per_class_table, summary_metrics
-from garbage_lit.plots import confusion_figure
-from garbage_lit.report.writers import write_csv
-from garbage_lit.run.folder import (
+from garbage_lit.models.resolvers import register_resolvers
+from garbage_lit.records.atomic import write_json_atomic
+from garbage_lit.records.folder import (
     ACC,
     BIN_ACC,
     BIN_RECALL,
@@ -59,8 +62,11 @@ from garbage_lit.run.folder import (
     RECALL,
     TEMPERATURE,
     metric_key,
-    write_json_atomic,
 )
+from garbage_lit.records.tables import write_csv
+from garbage_lit.run.commands import cli as command_line
+from garbage_lit.run.commands import one_line_errors
+from garbage_lit.run.launch import start_command
 
 log = logging.getLogger(__name__)
 
@@ -74,21 +80,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Evaluate ``cfg.ckpt`` (one checkpoint or a list: their averaged probabilities) on ``cfg.data`` (``cfg.split``
     of it); return and write the report."""
     if cfg.split not in SPLITS:
-        raise ValueError(f"split={cfg.split!r} is not known; choose one of {', '.join(SPLITS)}")
+        raise ConfigError(f"split={cfg.split!r} is not known; choose one of {', '.join(SPLITS)}")
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     model = load_for_inference(cfg.ckpt, cfg.flip_tta, cfg.image_size, cfg.resize_size)
     if cfg.gradcam and len(model.models) > 1:
-        raise ValueError("gradcam=true draws one model's heat maps; give one checkpoint in ckpt= (or gradcam=false)")
+        raise ConfigError("gradcam=true draws one model's heat maps; give one checkpoint in ckpt= (or gradcam=false)")
     groups = cfg.data.get("groups")
     # Bins belong to the model's classes (the data may hold only some of them), so the data module gets none.
     bins = class_bins(model.class_names, groups) if groups is not None else model.class_bins
-    datamodule = instantiate(cfg.data, groups=None, **preprocessing_of(model))  # records what the model expects
-    datamodule.setup("test")
-    samples = datamodule.scan.samples if cfg.split == "all" else datamodule.splits[cfg.split]
+    index = DataIndex.from_settings(cfg.data, groups=None, cache_dir=cfg.cache.dir,
+                                    scan_cache=cfg.cache.scan).build(training=False)
+    samples = index.scan.samples if cfg.split == "all" else index.splits[cfg.split]
     if not samples:
-        raise ValueError(f"split={cfg.split} of {datamodule.root} holds no images; use split=all")
-    to_model = map_labels(datamodule.class_names, [s.label for s in samples], model.class_names)
+        raise DataError(f"split={cfg.split} of {index.root} holds no images; use split=all")
+    to_model = map_labels(index.class_names, [s.label for s in samples], model.class_names)
     samples = [Sample(s.path, to_model[s.label], s.sha256) for s in samples]
 
     loader = DataLoader(ImageDataset(samples, eval_transform(model)), batch_size=cfg.batch_size,
@@ -98,12 +104,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     targets = torch.tensor([s.label for s in samples])
     report = classification_report(probs, targets, model.class_names, cfg.top_confused, cfg.split, bins)
     checkpoints = [str(path.resolve()) for path in checkpoint_paths(cfg.ckpt)]
-    report = {"checkpoint": checkpoints[0] if len(checkpoints) == 1 else checkpoints, "data": str(datamodule.root),
-              "layout": datamodule.hparams.layout, "split": cfg.split,
+    report = {"checkpoint": checkpoints[0] if len(checkpoints) == 1 else checkpoints, "data": str(index.root),
+              "layout": index.layout, "split": cfg.split,
               "inference": {**preprocessing_of(model), "flip_tta": model.hparams.flip_tta}, **report,
               **calibration_metrics(scores, targets, model.temperature, cfg.split),
               "coverage": coverage_table(probs, targets),
-              "config": OmegaConf.to_container(cfg, resolve=True)}
+              "config": resolved_config(cfg)}
     _write(output_dir, report, model.class_names)
     paths = [s.path for s in samples]
     overlays = None
@@ -112,13 +118,22 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         pictures = gradcam_overlays(model.models[0], [paths[i] for i in shown], [int(probs[i].argmax()) for i in shown],
                                     preprocessing_of(model), cfg.batch_size)
         overlays = dict(zip(shown, pictures))
-    figures = insight_figures(scores, probs, targets, paths, model.class_names, bins, model.temperature,
-                              cfg.gallery_size, cfg.split, overlays)
-    for file, figure in figures.items():
-        figure.savefig(output_dir / file, dpi=100)
+    pictures = insight_pictures(scores, probs, targets, paths, model.class_names, bins, model.temperature,
+                                cfg.gallery_size, cfg.split, overlays)
+    for file, png in pictures.items():
+        (output_dir / file).write_bytes(png)
     print(format_report(report))
     log.info("evaluation written to %s", output_dir)
     return report
+
+
+def resolved_config(cfg: DictConfig) -> dict[str, Any]:
+    """The command's config as it ran, resolved; of ``data`` the keys the data index took (the others, a training
+    config's loader settings, refer to a model config this command does not have)."""
+    rest = copy.deepcopy(cfg)
+    with open_dict(rest):
+        del rest["data"]
+    return {**OmegaConf.to_container(rest, resolve=True), "data": index_settings(cfg.data)}
 
 
 def map_labels(dataset_classes: Sequence[str], used_labels: Sequence[int],
@@ -131,7 +146,7 @@ def map_labels(dataset_classes: Sequence[str], used_labels: Sequence[int],
     used = sorted(set(used_labels))
     unknown = [dataset_classes[label] for label in used if dataset_classes[label] not in index]
     if unknown:
-        raise ValueError(f"the dataset's classes {unknown} are not among the checkpoint's classes "
+        raise DataError(f"the dataset's classes {unknown} are not among the checkpoint's classes "
                          f"{list(model_classes)}; the dataset has {[dataset_classes[i] for i in used]}. "
                          f"Evaluate on data with the model's class names (folder names, or the "
                          f"garbage_classify rule file)")
@@ -155,9 +170,8 @@ def classification_report(probs: torch.Tensor, targets: torch.Tensor, class_name
     present = [row["f1"] for row in per_class if row["support"]]
     return {
         "images": int(len(targets)),
-        metric_key(split, ACC): summary[ACC].item(),
+        **{metric_key(split, name): value.item() for name, value in summary.items()},  # acc, recall, ... (one set)
         "acc_interval_95": list(accuracy_interval(int(confusion.diagonal().sum()), len(targets))),
-        metric_key(split, RECALL): summary[RECALL].item(),
         metric_key(split, F1): sum(present) / len(present),
         **(bin_metrics(confusion, bins, split) if bins else {}),
         "classes_evaluated": len(present),
@@ -190,8 +204,8 @@ def _write(output_dir: Path, report: dict[str, Any], class_names: list[str]) -> 
     # Only the classes that occur (as truth or prediction) keep a 40-class matrix readable on a subset.
     shown = [i for i, name in enumerate(class_names) if name in {row["class"] for row in report["per_class"]}]
     matrix = [[report["confusion_matrix"][r][c] for c in shown] for r in shown]
-    figure = confusion_figure(matrix, [class_names[i] for i in shown])  # picks an installed CJK font itself
-    figure.savefig(output_dir / "confusion_matrix.png", dpi=120)
+    # Numbered, when names cannot be drawn, by the model's class order: the same numbers as the training run's pictures.
+    confusion_figure(matrix, class_names, shown).savefig(output_dir / "confusion_matrix.png", dpi=120)
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -254,8 +268,15 @@ def _bin_lines(report: dict[str, Any], split: str) -> list[str]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="evaluate")
 def main(cfg: DictConfig) -> float:
-    return evaluate(cfg)[metric_key(cfg.split, ACC)]
+    with one_line_errors():
+        start_command(cfg)
+        return evaluate(cfg)[metric_key(cfg.split, ACC)]
+
+
+def cli() -> None:
+    """The command line (``garbage-lit-evaluate``, ``python -m garbage_lit.evaluate``)."""
+    command_line(main, "evaluate")
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -24,10 +24,15 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from garbage_lit.checkpoints import checkpoint_paths, load_for_inference, preprocessing_of
-from garbage_lit.config import CONFIG_DIR, register_resolvers
+from garbage_lit.config import CONFIG_DIR
+from garbage_lit.errors import ConfigError
 from garbage_lit.models.inference import Ensemble, averaged_log_probabilities
-from garbage_lit.run.folder import write_json_atomic
+from garbage_lit.models.loading import checkpoint_paths, load_for_inference, preprocessing_of
+from garbage_lit.models.resolvers import register_resolvers
+from garbage_lit.records.atomic import write_json_atomic
+from garbage_lit.run.commands import cli as command_line
+from garbage_lit.run.commands import one_line_errors
+from garbage_lit.run.launch import start_command
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +64,11 @@ def export(ckpt: str | Path | list[str | Path], fmt: str, output: str | Path, op
            flip_tta: bool | None = None, image_size: int | None = None, resize_size: int | None = None) -> Path:
     """Write the model of ``ckpt`` (or the ensemble of several) to ``output`` in ``fmt`` and its sidecar JSON beside
     it; return the model path. ``flip_tta``, ``image_size``, ``resize_size``: as in
-    :func:`~garbage_lit.checkpoints.load_for_inference` (None: the checkpoint's)."""
+    :func:`~garbage_lit.models.loading.load_for_inference` (None: the checkpoint's)."""
     if fmt not in FORMATS:
-        raise ValueError(f"format={fmt!r} is not supported; choose one of {', '.join(FORMATS)}")
+        raise ConfigError(f"format={fmt!r} is not supported; choose one of {', '.join(FORMATS)}")
     if fmt == "onnx" and importlib.util.find_spec("onnx") is None:
-        raise ImportError(f"format=onnx needs the onnx package: {ONNX_INSTALL} (or format=torchscript)")
+        raise ConfigError(f"format=onnx needs the onnx package: {ONNX_INSTALL} (or format=torchscript)")
     model = load_for_inference(ckpt, flip_tta, image_size, resize_size)
     pre = preprocessing_of(model)
     network = ImageClassifier(model).eval()
@@ -131,9 +136,16 @@ def _one_or_list(values: list[str]) -> str | list[str]:
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="export")
 def main(cfg: DictConfig) -> None:
-    output = cfg.output or Path(cfg.paths.output_dir) / f"model{FORMATS.get(cfg.format, '')}"
-    print(export(cfg.ckpt, cfg.format, output, cfg.opset, cfg.flip_tta, cfg.image_size, cfg.resize_size))
+    with one_line_errors():
+        start_command(cfg)
+        output = cfg.output or Path(cfg.paths.output_dir) / f"model{FORMATS.get(cfg.format, '')}"
+        print(export(cfg.ckpt, cfg.format, output, cfg.opset, cfg.flip_tta, cfg.image_size, cfg.resize_size))
+
+
+def cli() -> None:
+    """The command line (``garbage-lit-export``, ``python -m garbage_lit.export``)."""
+    command_line(main, "export")
 
 
 if __name__ == "__main__":
-    main()
+    cli()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -31,12 +30,14 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.precision import Precision
 
-from garbage_lit.config import CONFIG_DIR, register_resolvers, unknown_key_hint, validate_config
+from garbage_lit.callbacks.metrics_json import MetricsJson
+from garbage_lit.config import CONFIG_DIR, validate_config
 from garbage_lit.features.datamodule import backbone_detached, feature_datamodule
-from garbage_lit.insight.calibration import fit_on_validation
-from garbage_lit.models.metrics import per_class_accuracy
-from garbage_lit.run.failures import recording_stops
-from garbage_lit.run.folder import (
+from garbage_lit.loggers.base import log_run_summary, plan_keys
+from garbage_lit.models.calibration import fit_on_validation
+from garbage_lit.models.metrics import class_metric_keys, per_class_accuracy
+from garbage_lit.models.resolvers import register_resolvers
+from garbage_lit.records.folder import (
     CHECKPOINT_DIR,
     COMPLETED,
     MODEL_FILE,
@@ -48,10 +49,10 @@ from garbage_lit.run.folder import (
     metric_key,
     read_metrics,
 )
+from garbage_lit.records.provenance import provenance
+from garbage_lit.run import commands
+from garbage_lit.run.failures import recording_stops
 from garbage_lit.run.launch import prepare_sweep_job, share_output_dir_with_ddp_ranks
-from garbage_lit.run.loggers import log_run_summary
-from garbage_lit.run.provenance import provenance
-from garbage_lit.run.recorder import MetricsJson
 from garbage_lit.run.requeue import requeue_callbacks, requeue_point, trainer_plugins
 from garbage_lit.run.resume import continue_in, launch_overrides, leave_pointer, resume_point
 from hydra_plugins.garbage_lit_optuna.optuna_sweeper import GarbageLitOptunaSweeper
@@ -86,7 +87,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     share_output_dir_with_ddp_ranks(output_dir)
     pl.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate(cfg.data, cache_dir=cfg.cache.dir, scan_cache=cfg.cache.scan,
+                             image_cache=cfg.cache.images)
     datamodule.setup("fit")
     model = instantiate(
         cfg.model,
@@ -104,11 +106,13 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     callbacks = [metrics_json, *requeue_callbacks(output_dir, metrics_json, resuming=resume is not None),
                  *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
+    # Every tracker knows the class names' metrics before training: a name one refuses is renamed, never a crash later.
+    plan_keys(loggers, class_metric_keys(datamodule.class_names, datamodule.class_bins))
     trainer: pl.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False,
                                       **trainer_plugins(cfg.trainer))
     # A frozen backbone's features are computed once and the head trains on them: decided here, where the model
     # and the trainer's callbacks are both known.
-    features = feature_datamodule(cfg.feature_cache, cfg.feature_cache_views, cfg.paths.cache_dir, datamodule,
+    features = feature_datamodule(cfg.cache.features, cfg.cache.feature_views, cfg.cache.dir, datamodule,
                                   model, trainer)
 
     metrics_json.update(
@@ -213,15 +217,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 def cli() -> None:
-    """The command line: Hydra's app, plus the existing keys when Hydra refused a misspelt one."""
-    try:
-        main()
-    except SystemExit as exc:
-        if exc.code == 1:  # Hydra refused the command line (an interrupted run exits 130 or 143)
-            hint = unknown_key_hint(sys.argv[1:])
-            if hint:
-                print(hint, file=sys.stderr)
-        raise
+    """The command line (``garbage-lit-train``, ``python -m garbage_lit.train``)."""
+    commands.cli(main, "train")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 
-from garbage_lit.config import register_resolvers
+from garbage_lit.models.resolvers import register_resolvers
 
 from helpers.browser import headless_chromium
 from helpers.config import compose_fast_cfg

@@ -10,7 +10,7 @@ import pytest
 
 from garbage_lit.audit import audit
 from garbage_lit.data.datamodule import GarbageDataModule
-from garbage_lit.data.samples import DataError
+from garbage_lit.errors import ConfigError, DataError
 
 from helpers.config import compose_app
 from helpers.data import CLASS_COLOURS, REPO, make_folder_dataset, write_image
@@ -22,7 +22,7 @@ CLASSES = ("glass", "metal", "paper")
 
 def _audit(data: Path, out: Path, cache: Path, *overrides: str) -> list[dict[str, str]]:
     """Run the audit (random-init ResNet18 features of 32 px photos unless overridden); its label_issues.csv rows."""
-    audit(compose_app("audit", out, "data=folder", f"data.root={data}", f"paths.cache_dir={cache}", "threads=1",
+    audit(compose_app("audit", out, "data=folder", f"data.root={data}", f"cache.dir={cache}", "threads=1",
                       "model=resnet18", "model.weights=none", "data.image_size=32", "data.resize_size=36",
                       *overrides))
     with (out / "label_issues.csv").open() as handle:
@@ -121,5 +121,5 @@ def test_a_missing_package_is_named_with_the_extra_that_brings_it(monkeypatch):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: None if name == "cleanlab" else find_spec(name, *a))
-    with pytest.raises(ImportError, match=r"needs cleanlab: pip install 'garbage-lit\[insight\]'"):
+    with pytest.raises(ConfigError, match=r"needs cleanlab: pip install 'garbage-lit\[insight\]'"):
         require_insight_packages()

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from garbage_lit.data import DataError, GarbageDataModule
+from garbage_lit.data import GarbageDataModule
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.layouts import RULE_FILE
 from garbage_lit.data.scan import MIN_IMAGE_SIDE, scan_dataset
+from garbage_lit.errors import DataError
 
 from helpers.data import REPO, make_garbage_classify
 

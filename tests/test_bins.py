@@ -12,11 +12,11 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from garbage_lit.config import CONFIG_DIR
-from garbage_lit.data import DataError
 from garbage_lit.data.groups import class_bins
+from garbage_lit.errors import DataError
 from garbage_lit.evaluate import classification_report, format_report
 from garbage_lit.models.metrics import accuracy_interval, bin_metrics
-from garbage_lit.run.folder import PREDICTIONS_FILE, TEST_BIN_ACC, bin_recall_key, read_metrics
+from garbage_lit.records.folder import PREDICTIONS_FILE, TEST_BIN_ACC, bin_recall_key, read_metrics
 
 TRASHNET = ["cardboard", "glass", "metal", "paper", "plastic", "trash"]
 TRASHNET_BINS = ["recyclable"] * 5 + ["other"]

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from garbage_lit.models import GarbageClassifier
-from garbage_lit.run.folder import PREDICTIONS_FILE
+from garbage_lit.records.folder import PREDICTIONS_FILE
 from garbage_lit.train import train
 
 
@@ -33,7 +33,7 @@ def test_a_channels_last_run_predicts_the_test_images_like_the_default_format(ma
     results = {}
     for name, overrides in {"channels_last": [], "default_format": ["callbacks.channels_last=null"]}.items():
         # The backbone runs on every image (no feature cache) in this format, in training and in the final test.
-        cfg = make_cfg(f"model={model}", f"model.weights={weights}", "feature_cache=false", "epochs=2",
+        cfg = make_cfg(f"model={model}", f"model.weights={weights}", "cache.features=false", "epochs=2",
                        "data=folder", f"data.root={folder_dataset}", *overrides, output_dir=tmp_path / name)
         results[name] = train(cfg)
 

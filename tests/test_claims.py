@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from garbage_lit.records.folder import PREDICTION_COLUMNS, PREDICTIONS_FILE
 from garbage_lit.report.claims import (
     HOLDS,
     NO_CLAIM,
@@ -24,7 +25,6 @@ from garbage_lit.report.claims import (
 )
 from garbage_lit.report.jobs import JobResult
 from garbage_lit.report.tables import group_configurations
-from garbage_lit.run.folder import PREDICTION_COLUMNS, PREDICTIONS_FILE
 
 IMAGES = 40
 QUICK = Bootstrap(resamples=500)

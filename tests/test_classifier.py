@@ -63,7 +63,7 @@ def test_config_overrides_reach_optimizer_loader_and_scheduler(make_cfg, folder_
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "optim=adam", "lr=0.01", "batch_size=8",
                    "scheduler=cosine", "epochs=4")
     assert cfg.data.batch_size == 8
-    optimizer = instantiate(cfg.optim)(params=[torch.nn.Parameter(torch.zeros(1))])
+    optimizer = instantiate(cfg.optim)([("head", torch.nn.Linear(2, 3), None)])
     assert isinstance(optimizer, torch.optim.Adam) and optimizer.param_groups[0]["lr"] == 0.01
     scheduler = instantiate(cfg.scheduler)(optimizer=optimizer)
     assert isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR) and scheduler.T_max == 4

@@ -36,7 +36,7 @@ def test_sweep_runs_one_job_per_combination_and_tensorboard_lists_them(folder_da
     for job in jobs:
         metrics = json.loads((job / "metrics.json").read_text())
         assert metrics["status"] == "completed"
-        combos.add((metrics["config"]["optim"]["_target_"], metrics["config"]["lr"]))
+        combos.add((metrics["config"]["optim"]["algorithm"], metrics["config"]["lr"]))
         assert (job / "split_manifest.csv").read_bytes() == (jobs[0] / "split_manifest.csv").read_bytes()
     assert combos == {(o, lr) for o in ("torch.optim.SGD", "torch.optim.Adam") for lr in (0.003, 0.01)}
 

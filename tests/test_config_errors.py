@@ -11,8 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException, MissingConfigException
 
-from garbage_lit.config import CONFIG_DIR, ConfigError, unknown_key_hint
-from garbage_lit.data import DataError
+from garbage_lit.config import CONFIG_DIR, unknown_key_hint
+from garbage_lit.errors import ConfigError, DataError
 from garbage_lit.train import train
 
 

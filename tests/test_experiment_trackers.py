@@ -20,10 +20,11 @@ import pytest
 import torch
 from PIL import Image
 
-from garbage_lit.checkpoints import eval_transform, load_classifier
-from garbage_lit.config import ConfigError
+from garbage_lit.errors import ConfigError
+from garbage_lit.loggers.mlflow import SweepMLFlowLogger
+from garbage_lit.loggers.wandb import SweepWandbLogger
+from garbage_lit.models.loading import eval_transform, load_classifier
 from garbage_lit.models.metrics import per_class_table
-from garbage_lit.run.loggers import SweepMLFlowLogger, SweepWandbLogger
 
 from helpers.browser import keep_screenshot, shown
 from helpers.data import make_folder_dataset
@@ -88,7 +89,7 @@ def test_mlflow_gets_one_run_per_sweep_job_with_the_run_folders_record(mlflow_sw
         assert run.info.status == "FINISHED"
         # The flat resolved config, Hydra's group choices and the sweep's columns.
         assert params["optim"] == name.split("=")[1] and float(params["lr"]) == metrics["config"]["lr"]
-        assert params["optim._target_"] == metrics["config"]["optim"]["_target_"]
+        assert params["optim.algorithm"] == metrics["config"]["optim"]["algorithm"]
         assert params["data.val_ratio"] == "0.2" and params["model"] == "resnet18"
         assert not any(key.startswith("logger.") for key in params)  # where it logs is no hyperparameter
         # Per-epoch curves, one value per epoch (and the final test's after them), under metrics.json's names.

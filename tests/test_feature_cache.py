@@ -14,13 +14,13 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from garbage_lit.callbacks.finetuning import LinearProbeThenFinetune
-from garbage_lit.checkpoints import load_classifier
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.transforms import build_transforms
 from garbage_lit.features.cache import cached_features
 from garbage_lit.features.datamodule import FeatureDataModule, feature_cache_decision
 from garbage_lit.features.dataset import FeatureDataset, ViewSampler
 from garbage_lit.models import GarbageClassifier
+from garbage_lit.models.loading import load_classifier
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
@@ -32,11 +32,11 @@ def _entries(cache: Path, kind: str) -> list[Path]:
 
 def test_head_trained_from_cache_matches_head_trained_through_frozen_backbone(make_cfg, folder_dataset, tmp_path):
     common = ("data=folder", f"data.root={folder_dataset}", "data.rotation_degrees=0", "epochs=1")
-    train(make_cfg(*common, "feature_cache=false", output_dir=tmp_path / "plain"))
-    cfg = make_cfg(*common, "feature_cache=true", output_dir=tmp_path / "cached")
+    train(make_cfg(*common, "cache.features=false", output_dir=tmp_path / "plain"))
+    cfg = make_cfg(*common, "cache.features=true", output_dir=tmp_path / "cached")
     train(cfg)
 
-    entries = _entries(Path(cfg.paths.cache_dir), "features")
+    entries = _entries(Path(cfg.cache.dir), "features")
     assert len(entries) == 2  # train and test split, one view each
     assert sorted(np.load(e / "features.npy").shape for e in entries) == [(1, 6, 512), (1, 24, 512)]
 
@@ -72,8 +72,8 @@ def _predicts_its_own_test_result_on_images(ckpt: Path, run: Path, data: Path, r
 
 
 def test_the_model_of_a_cached_run_is_whole_and_predicts_on_images(make_cfg, folder_dataset, tmp_path):
-    cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "feature_cache=true",
-                   "feature_cache_views=2", output_dir=tmp_path / "cached")
+    cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "cache.features=true",
+                   "cache.feature_views=2", output_dir=tmp_path / "cached")
     result = train(cfg)
     assert result["checkpoint"] == "checkpoints/model.ckpt"  # relative to the run folder
     ckpt = tmp_path / "cached" / result["checkpoint"]
@@ -90,13 +90,13 @@ def test_the_model_of_a_cached_run_is_whole_and_predicts_on_images(make_cfg, fol
 
 def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cfg, folder_dataset, tmp_path):
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", "data.rotation_degrees=30",
-                   "feature_cache=true", "feature_cache_views=3", output_dir=tmp_path / "run")
+                   "cache.features=true", "cache.feature_views=3", output_dir=tmp_path / "run")
     from hydra.utils import instantiate
 
     def features_of(cfg):
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")
-        return FeatureDataModule(datamodule, model.backbone, "resnet18", cfg.feature_cache_views, cfg.paths.cache_dir)
+        return FeatureDataModule(datamodule, model.backbone, "resnet18", cfg.cache.feature_views, cfg.cache.dir)
 
     model = instantiate(cfg.model, _convert_="all", num_classes=3)
     datamodule = features_of(cfg)
@@ -121,7 +121,7 @@ def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cf
 
     # Eval features are the deterministic (unrotated) view: the same as a rotation-free cache.
     again = make_cfg("data=folder", f"data.root={folder_dataset}", "data.rotation_degrees=0",
-                     "feature_cache=true", output_dir=tmp_path / "run2")
+                     "cache.features=true", output_dir=tmp_path / "run2")
     assert features_of(again).test_dataloader().dataset.path == test_features.path
 
 
@@ -156,38 +156,38 @@ def test_feature_cache_decision_is_exact_or_refused():
     frozen = torch.nn.Linear(2, 2).requires_grad_(False)
     trainable = torch.nn.Linear(2, 2)
     finetuning = [LinearProbeThenFinetune(unfreeze_backbone_at_epoch=1)]
-    assert feature_cache_decision(False, frozen) == (False, "feature_cache=false")
+    assert feature_cache_decision(False, frozen) == (False, "cache.features=false")
     assert feature_cache_decision(True, frozen)[0] and feature_cache_decision("auto", frozen)[0]
     use, reason = feature_cache_decision("auto", trainable)
     assert not use and "model.freeze_backbone=false" in reason
     use, reason = feature_cache_decision("auto", frozen, finetuning)
     assert not use and "LinearProbeThenFinetune" in reason
-    with pytest.raises(ValueError, match=r"feature_cache=true cannot be used here: .*model\.freeze_backbone"):
+    with pytest.raises(ValueError, match=r"cache.features=true cannot be used here: .*model\.freeze_backbone"):
         feature_cache_decision(True, trainable)
 
 
 def test_finetune_preset_refuses_a_feature_cache_that_would_keep_its_backbone_frozen(make_cfg, folder_dataset):
     cfg = make_cfg("experiment=finetune", "epochs=2", "data=folder", f"data.root={folder_dataset}",
-                   "feature_cache=true")
-    with pytest.raises(ValueError, match=r"feature_cache=true cannot be used here: the LinearProbeThenFinetune "
+                   "cache.features=true")
+    with pytest.raises(ValueError, match=r"cache.features=true cannot be used here: the LinearProbeThenFinetune "
                                          r"callback \(callbacks\.backbone_finetuning"):
         train(cfg)
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [
-    ((), "feature cache on (feature_cache=auto: the backbone stays frozen for the whole run)"),
-    (("model.freeze_backbone=false",), "feature cache off (feature_cache=auto is off: model.freeze_backbone"),
-    (("experiment=finetune", "epochs=2"), "feature cache off (feature_cache=auto is off: the LinearProbeThen"),
+    ((), "feature cache on (cache.features=auto: the backbone stays frozen for the whole run)"),
+    (("model.freeze_backbone=false",), "feature cache off (cache.features=auto is off: model.freeze_backbone"),
+    (("experiment=finetune", "epochs=2"), "feature cache off (cache.features=auto is off: the LinearProbeThen"),
 ])
 def test_auto_caches_features_exactly_when_the_backbone_stays_frozen(make_cfg, folder_dataset, tmp_path, caplog,
                                                                       overrides, expected):
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", *overrides)
-    assert cfg.feature_cache == "auto"  # the default
+    assert cfg.cache.features == "auto"  # the default
     caplog.set_level(logging.INFO, logger="garbage_lit.features.datamodule")
     train(cfg)
     assert [r.getMessage() for r in caplog.records if "feature cache o" in r.getMessage()][0].startswith(expected)
     # On: features of the train and test split were cached (and trained on); off: nothing was.
-    assert len(_entries(Path(cfg.paths.cache_dir), "features")) == (2 if "cache on" in expected else 0)
+    assert len(_entries(Path(cfg.cache.dir), "features")) == (2 if "cache on" in expected else 0)
 
 
 def test_lean_batches_are_the_per_image_loaders_batches(tmp_path):
@@ -252,10 +252,10 @@ def test_a_batch_transform_trains_on_images_with_soft_labels_and_is_never_cached
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", mixup, "epochs=2", output_dir=tmp_path / "run")
     caplog.set_level(logging.INFO, logger="garbage_lit.features.datamodule")
     result = train(cfg)
-    assert "feature cache off (feature_cache=auto is off: data.batch_transform mixes" in caplog.text
+    assert "feature cache off (cache.features=auto is off: data.batch_transform mixes" in caplog.text
     rows = json.loads((tmp_path / "run" / "metrics.json").read_text())["epochs"]
     assert all(0.0 <= row["train/acc"] <= 1.0 and row["train/loss"] > 0 for row in rows)  # metrics on hard labels
     assert 0.0 <= result[TEST_ACC] <= 1.0
-    with pytest.raises(ValueError, match=r"feature_cache=true cannot be used here: data\.batch_transform mixes"):
-        train(make_cfg("data=folder", f"data.root={folder_dataset}", mixup, "feature_cache=true",
+    with pytest.raises(ValueError, match=r"cache.features=true cannot be used here: data\.batch_transform mixes"):
+        train(make_cfg("data=folder", f"data.root={folder_dataset}", mixup, "cache.features=true",
                        output_dir=tmp_path / "cached"))

@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
-from garbage_lit.checkpoints import load_classifier
 from garbage_lit.data.transforms import build_transforms
 from garbage_lit.evaluate import evaluate
-from garbage_lit.models.schedules import warmup_cosine_factor
+from garbage_lit.models.loading import load_classifier
 from garbage_lit.train import train
+from garbage_lit.training.schedules import warmup_cosine_factor
 
 from helpers import TEST_ACC
 from helpers.callbacks import BackboneStateProbe
@@ -22,7 +22,7 @@ def test_finetune_preset_composes_with_its_recipe(make_cfg):
     cfg = make_cfg("experiment=finetune")
     assert cfg.data.augment == "strong"
     assert cfg.model.label_smoothing == 0.1
-    assert cfg.optim._target_ == "torch.optim.AdamW"
+    assert cfg.optim.algorithm == "torch.optim.AdamW"
     assert cfg.scheduler._target_.endswith("warmup_cosine")
     assert cfg.callbacks.backbone_finetuning.unfreeze_backbone_at_epoch == 1
     assert cfg.callbacks.backbone_finetuning._target_.endswith("LinearProbeThenFinetune")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from garbage_lit.callbacks.channels_last import ChannelsLast
-from garbage_lit.run.folder import COMPLETED, read_metrics
+from garbage_lit.records.folder import COMPLETED, read_metrics
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
@@ -25,7 +25,7 @@ def test_gpu_config_runs_on_cpu_with_bf16_channels_last_pinned_persistent(make_c
     cfg = make_cfg("trainer=gpu", "trainer.accelerator=cpu", "trainer.precision=bf16-mixed",
                    "trainer.benchmark=false", "debug=fast_dev_run", "data=folder", f"data.root={folder_dataset}",
                    "data.num_workers=1", "data.pin_memory=true", "data.persistent_workers=true",
-                   "feature_cache=false",  # the image loaders' flags (cached features sit in memory on the device)
+                   "cache.features=false",  # the image loaders' flags (cached features sit in memory on the device)
                    output_dir=out)
     assert cfg.data.pin_memory and cfg.data.persistent_workers and cfg.trainer.precision == "bf16-mixed"
 

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from garbage_lit.config import ConfigError
+from garbage_lit.errors import ConfigError
+from garbage_lit.records.folder import TEST_ACC, read_metrics
 from garbage_lit.report.__main__ import main as report_main
-from garbage_lit.run.folder import TEST_ACC, read_metrics
 from garbage_lit.search.space import parse_space
 from garbage_lit.search.storage import check_driver
 from garbage_lit.search.study import check_search

@@ -6,8 +6,9 @@ import numpy as np
 import torch
 from hydra.utils import instantiate
 
+from garbage_lit.data.datasets import ImageDataset
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
-from garbage_lit.data.images import ImageDataset, load_rgb
+from garbage_lit.data.images import load_rgb
 from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.transforms import build_transforms, epoch_transforms, geometry_transforms
 
@@ -49,7 +50,7 @@ def test_decoded_cache_key_follows_contents_and_sizes(folder_dataset, tmp_path):
 def test_datamodule_with_image_cache_serves_the_same_batches(make_cfg, folder_dataset, tmp_path):
     batches = []
     for image_cache in ("false", "true"):
-        cfg = make_cfg("data=folder", f"data.root={folder_dataset}", f"data.image_cache={image_cache}",
+        cfg = make_cfg("data=folder", f"data.root={folder_dataset}", f"cache.images={image_cache}",
                        output_dir=tmp_path / image_cache)
         datamodule = instantiate(cfg.data)
         datamodule.setup("fit")

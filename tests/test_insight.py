@@ -12,14 +12,15 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export, sidecar_path
-from garbage_lit.insight.calibration import expected_calibration_error, fit_temperature, reliability_bins
+from garbage_lit.insight.calibration import reliability_bins
 from garbage_lit.insight.coverage import coverage_table
 from garbage_lit.insight.gallery import least_confident_correct, mistakes_gallery, most_confident_mistakes
 from garbage_lit.models.backbones import create_backbone
+from garbage_lit.models.calibration import expected_calibration_error, fit_temperature
+from garbage_lit.models.loading import eval_transform, load_classifier
 from garbage_lit.predict import UNSURE, predict
 from garbage_lit.train import train
 
@@ -199,8 +200,8 @@ def test_a_run_without_validation_split_stores_no_temperature(tmp_path):
 @pytest.mark.skipif(importlib.util.find_spec("pytorch_grad_cam") is None,
                     reason="grad-cam not installed (pip install 'garbage-lit[insight]')")
 def test_gradcam_overlays_the_crop_the_model_sees(calibrated_run):
-    from garbage_lit.checkpoints import preprocessing_of
     from garbage_lit.insight.gradcam import gradcam_overlays, last_spatial_layer
+    from garbage_lit.models.loading import preprocessing_of
 
     model = load_classifier(calibrated_run["ckpt"])
     assert last_spatial_layer(model.backbone, 224) is model.backbone.layer4  # resnet18: the block before pooling

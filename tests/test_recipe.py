@@ -12,12 +12,12 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 
-from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export
 from garbage_lit.models import GarbageClassifier
 from garbage_lit.models.classifier import class_weights
+from garbage_lit.models.loading import eval_transform, load_classifier
 from garbage_lit.predict import predict
 from garbage_lit.train import train
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from garbage_lit.records.folder import planned_jobs
 from garbage_lit.report.__main__ import main
-from garbage_lit.report.claims import NONE_TESTED, NOT_TESTED
+from garbage_lit.report.claims import NO_CLAIM, NONE_TESTED, NOT_PAPER_SWEEP, NOT_TESTED
 from garbage_lit.report.jobs import load_sweep
 from garbage_lit.report.paper import NOT_IN_SWEEP, RANDOM_INIT_NOTE, load_reference
 from garbage_lit.report.plots import learning_curves_figure
 from garbage_lit.report.sweep import EPOCH_NOTE, build_report, write_report
 from garbage_lit.report.tables import mean_std, optimizer_label
-from garbage_lit.run.folder import planned_jobs
 
 from helpers.data import require_shared
 
@@ -248,7 +248,8 @@ def design_card_sweep(tmp_path: Path) -> Path:
         (folder / "metrics.json").write_text(json.dumps({
             "status": "completed", "weights_source": "imagenet (efficientnet_lite0)", "config": config,
             "seconds_per_epoch": 1.0, "best_epoch": 0, "data": {"root": "/data", "split_manifest_sha256": SHA},
-            "final": {"test/acc": acc, "test/recall": acc},
+            "final": {"test/acc": acc, "test/recall": acc,
+                      "per_class_acc": {"glass": acc, "papier & karton": 1 - acc, "烟蒂": None}},
             "epochs": [{"epoch": 0, "train/loss": 1.0, "train/acc": acc - 0.1, "test/loss": 1.2, "test/acc": acc}]}))
     return sweep
 
@@ -260,8 +261,33 @@ def test_a_sweep_off_the_papers_grid_says_so_once_per_section(design_card_sweep)
             "batch 64, SGD, lr 0.003; figure 7: resnet18, batch 32, SGD, lr 0.003) is in this sweep") in markdown
     assert NOT_IN_SWEEP not in markdown and len(report.comparison_rows) == 20  # the CSV keeps every paper row
     assert [row["verdict"] for row in report.claims.claim_rows] == [NOT_TESTED] * 3
-    assert NONE_TESTED in markdown and NOT_TESTED not in markdown
+    assert NOT_PAPER_SWEEP in markdown and NONE_TESTED not in markdown and NOT_TESTED not in markdown
+    assert {row["verdict"] for row in report.claims.pair_rows} == {NO_CLAIM}  # an lr pair of lite0 is no claim
     assert "| optimizer | SGD (momentum 0.9) | Adam |" in markdown  # the sweep's own comparisons stay
+
+
+def test_one_job_per_configuration_shows_no_spread(design_card_sweep):
+    markdown = build_report(design_card_sweep).markdown()
+    assert "## Summary (sorted by final test accuracy; one completed job per configuration, so no spread)" in markdown
+    assert "± std" not in markdown.split("## Summary")[1].split("##")[0]
+
+
+def test_the_per_class_table_holds_each_configurations_mean_over_seeds(design_card_sweep, sweep):
+    report = build_report(design_card_sweep)
+    rows = {row["class"]: row for row in report.per_class_rows}
+    assert list(rows) == ["glass", "papier & karton", "烟蒂"]
+    labels = [config.label for config in report.configurations]
+    assert [rows["glass"][label] for label in labels] == pytest.approx([0.5, 0.6, 0.7, 0.8])
+    assert [rows["papier & karton"][label] for label in labels] == pytest.approx([0.5, 0.4, 0.3, 0.2])
+    assert all(rows["烟蒂"][label] is None for label in labels)  # no test image: no accuracy, not 0
+    with write_report(report)["per_class.csv"].open(encoding="utf-8") as handle:
+        assert [row["class"] for row in csv.DictReader(handle)] == ["glass", "papier & karton", "烟蒂"]
+    for num, acc in enumerate((0.2, 0.6)):  # two seeds of one configuration: their mean
+        metrics = json.loads((sweep / str(num) / "metrics.json").read_text())
+        metrics["final"]["per_class_acc"] = {"glass": acc}
+        (sweep / str(num) / "metrics.json").write_text(json.dumps(metrics))
+    (row,) = build_report(sweep).per_class_rows
+    assert row["class"] == "glass" and pytest.approx(0.4) in row.values()
 
 
 def test_the_report_states_what_every_job_shared(design_card_sweep):

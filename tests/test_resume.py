@@ -15,9 +15,8 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import open_dict
 
-from garbage_lit.checkpoints import AtomicCheckpointIO
 from garbage_lit.config import CONFIG_DIR
-from garbage_lit.run.folder import POINTER_FILE
+from garbage_lit.records.folder import POINTER_FILE
 from garbage_lit.run.resume import (
     ResumePoint,
     continue_in,
@@ -28,6 +27,7 @@ from garbage_lit.run.resume import (
     resume_point,
     run_dir_siblings,
 )
+from garbage_lit.training.checkpoint_io import AtomicCheckpointIO
 
 FAST = ["data=folder", "debug=fast"]
 
@@ -44,7 +44,7 @@ def _metrics(run: Path) -> dict:
 def test_sigkilled_sweep_resumes_unfinished_job_and_skips_finished_one(folder_dataset, tmp_path):
     sweep = tmp_path / "sweep"
     # Images through the network (not the much faster cached features), so the kill lands inside job 1.
-    command = _cli("-m", "seed=0,1", f"data.root={folder_dataset}", "epochs=2", *FAST, "feature_cache=false",
+    command = _cli("-m", "seed=0,1", f"data.root={folder_dataset}", "epochs=2", *FAST, "cache.features=false",
                    "callbacks.mid_epoch_checkpoint.every_n_train_steps=2",
             "callbacks.mid_epoch_checkpoint.train_time_interval=null", f"hydra.sweep.dir={sweep}")
     env = {**os.environ, "GARBAGE_LIT_CACHE_DIR": str(tmp_path / "cache")}

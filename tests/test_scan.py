@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from garbage_lit.data import DataError, GarbageDataModule
+from garbage_lit.data import GarbageDataModule
 from garbage_lit.data.scan import scan_dataset
+from garbage_lit.errors import DataError
 
 from helpers.data import CLASS_COLOURS, make_garbage_classify, write_image
 

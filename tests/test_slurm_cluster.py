@@ -108,7 +108,7 @@ def test_paper_quick_sweep_runs_as_slurm_jobs_and_the_report_reads_it(partition,
     assert sorted(p.name for p in sweep.iterdir() if p.name.isdigit()) == ["0", "1", "2", "3"]
     results = [metrics(job) for job in jobs]
     assert [r["status"] for r in results] == ["completed"] * 4
-    assert {(r["config"]["optim"]["_target_"], r["config"]["lr"]) for r in results} == {
+    assert {(r["config"]["optim"]["algorithm"], r["config"]["lr"]) for r in results} == {
         (o, lr) for o in ("torch.optim.SGD", "torch.optim.Adam") for lr in (0.003, 0.01)}
     for r in results:
         assert r["config"]["data"]["image_size"] == 64 and [e["epoch"] for e in r["epochs"]] == [0]

@@ -10,8 +10,9 @@ from collections import Counter
 import pytest
 
 from garbage_lit.config import SAMPLE_DATA
-from garbage_lit.data import DataError, GarbageDataModule
+from garbage_lit.data import GarbageDataModule
 from garbage_lit.data.split import images_to_reach, split_counts, stratified_split
+from garbage_lit.errors import DataError
 
 from helpers.data import write_image
 

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from garbage_lit.checkpoints import AtomicCheckpointIO, load_classifier
+from garbage_lit.models.loading import load_classifier
+from garbage_lit.records.atomic import write_json_atomic
+from garbage_lit.records.folder import record_failure, start_attempt
 from garbage_lit.report.jobs import load_sweep
 from garbage_lit.run.failures import recording_stops
-from garbage_lit.run.folder import record_failure, start_attempt, write_json_atomic
+from garbage_lit.training.checkpoint_io import AtomicCheckpointIO
 
 from helpers.system import small_disk, unmount
 

@@ -46,7 +46,7 @@ def test_submitit_local_launcher_stands_in_for_slurm(tmp_path):
                         "epochs=1", "batch_size=4", "optim=adam")
     assert process.returncode == 0, process.stderr[-3000:]
     jobs = _completed_jobs(sweep)
-    assert [(j["status"], j["config"]["optim"]["_target_"]) for j in jobs] == [("completed", "torch.optim.Adam")]
+    assert [(j["status"], j["config"]["optim"]["algorithm"]) for j in jobs] == [("completed", "torch.optim.Adam")]
     assert list((sweep / ".submitit").glob("*/*_log.out")), "submitit keeps each job's log under .submitit/"
 
 

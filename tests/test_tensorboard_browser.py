@@ -69,7 +69,7 @@ def test_a_person_tells_every_sweep_job_apart_in_tensorboard(browser, tmp_path):
     for row in rows:
         metrics = jobs[row[0]]
         assert row[column["model"]] == metrics["config"]["model"]["arch"] == "resnet18"
-        assert row[column["optimizer"]] == metrics["config"]["optim"]["_target_"].rsplit(".", 1)[-1]
+        assert row[column["optimizer"]] == metrics["config"]["optim"]["algorithm"].rsplit(".", 1)[-1]
         assert float(row[column["lr"]]) == pytest.approx(metrics["config"]["lr"])
         assert float(row[column["batch_size"]]) == metrics["config"]["batch_size"] == 4
         assert float(row[column[TEST_ACC]]) == pytest.approx(metrics["final"][TEST_ACC], abs=1e-4)

@@ -12,7 +12,8 @@ from tensorboard.backend.event_processing.event_multiplexer import EventMultiple
 from tensorboard.plugins.hparams import backend_context, metadata
 
 from garbage_lit.config import CONFIG_DIR
-from garbage_lit.run.tensorboard import SweepTensorBoardLogger, sweep_run_name
+from garbage_lit.loggers.names import sweep_run_name
+from garbage_lit.loggers.tensorboard import SweepTensorBoardLogger
 
 SWEEP = ["optim=sgd,adam", "lr=0.003,0.01", "data.image_size=32,64", "epochs=1"]  # as typed after -m
 JOB = ["optim=adam", "lr=0.01", "data.image_size=64", "epochs=1"]                  # what job 7 of it got

@@ -44,16 +44,24 @@ def test_interpolation_reaches_every_resize_and_unknown_names_the_key():
         build_transforms(False, 32, 40, interpolation="lanczos")
 
 
-def test_collate_then_transforms_the_collated_batch():
-    from torch.utils.data import DataLoader, TensorDataset
+def test_a_batch_transform_mixes_training_batches_on_the_device_until_its_off_epoch(folder_dataset):
+    from types import SimpleNamespace
+
     from torchvision.transforms import v2
 
-    from garbage_lit.data.transforms import CollateThen
+    from garbage_lit.data.datamodule import GarbageDataModule
 
-    images, labels = torch.rand(8, 3, 4, 4), torch.arange(8) % 4
+    data = GarbageDataModule(folder_dataset, batch_size=4, image_size=32, resize_size=36, scan_cache=False,
+                             batch_transform=lambda num_classes: v2.MixUp(num_classes=num_classes, alpha=1.0),
+                             batch_transform_off_epoch=2)
+    data.setup("fit")
+    images, labels = torch.rand(8, 3, 4, 4), torch.arange(8) % 3
     torch.manual_seed(0)
-    mixed, soft = next(iter(DataLoader(TensorDataset(images, labels), batch_size=8,
-                                       collate_fn=CollateThen(v2.MixUp(num_classes=4, alpha=1.0)))))
-    assert mixed.shape == images.shape and soft.shape == (8, 4)
+    data.trainer = SimpleNamespace(training=True, current_epoch=1)
+    mixed, soft = data.on_after_batch_transfer((images, labels), 0)
+    assert mixed.shape == images.shape and soft.shape == (8, 3) and not torch.equal(mixed, images)
     torch.testing.assert_close(soft.sum(dim=1), torch.ones(8))  # class probabilities, mixing two labels
-    assert not torch.equal(mixed, images)
+    data.trainer = SimpleNamespace(training=True, current_epoch=2)  # the off epoch: clean batches from here on
+    assert data.on_after_batch_transfer((images, labels), 0)[1] is labels
+    data.trainer = SimpleNamespace(training=False, current_epoch=1)  # validation and test batches: never mixed
+    assert data.on_after_batch_transfer((images, labels), 0)[1] is labels

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from garbage_lit.checkpoints import eval_transform, load_classifier, load_for_inference
 from garbage_lit.data import GarbageDataModule
 from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export, sidecar_path
 from garbage_lit.models.inference import averaged_log_probabilities
+from garbage_lit.models.loading import eval_transform, load_classifier, load_for_inference
 from garbage_lit.predict import predict
 from garbage_lit.train import train
 
@@ -139,11 +139,11 @@ def test_an_ensemble_averages_its_models_probabilities_and_refuses_models_used_d
 def test_flip_averaging_with_the_feature_cache_is_refused_and_off_by_default(make_cfg, folder_dataset, tmp_path,
                                                                              caplog):
     common = ("data=folder", f"data.root={folder_dataset}", "model.flip_tta=true")
-    with pytest.raises(ValueError, match=r"feature_cache=true cannot be used here: model\.flip_tta averages"):
-        train(make_cfg(*common, "feature_cache=true", output_dir=tmp_path / "cached"))
+    with pytest.raises(ValueError, match=r"cache.features=true cannot be used here: model\.flip_tta averages"):
+        train(make_cfg(*common, "cache.features=true", output_dir=tmp_path / "cached"))
     caplog.set_level(logging.INFO, logger="garbage_lit.features.datamodule")
     train(make_cfg(*common, output_dir=tmp_path / "run"))
-    assert "feature cache off (feature_cache=auto is off: model.flip_tta averages each evaluated image" in caplog.text
+    assert "feature cache off (cache.features=auto is off: model.flip_tta averages each evaluated image" in caplog.text
 
 
 def test_a_larger_test_size_crops_the_evaluated_splits_only_and_keys_the_caches_so(folder_dataset):

@@ -15,10 +15,11 @@ import pytest
 import torch
 import torchvision
 
-from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.data.images import load_rgb
+from garbage_lit.errors import CheckpointError, ConfigError
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import ONNX_INSTALL, export, sidecar_path
+from garbage_lit.models.loading import eval_transform, load_classifier
 from garbage_lit.predict import predict
 from garbage_lit.train import train
 
@@ -222,7 +223,7 @@ def test_export_torchscript_matches_the_checkpoint(tmp_path, googlenet_imagenet_
 def test_export_install_hint_is_the_one_the_docs_give(tmp_path, monkeypatch):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else find_spec(name, *a))
-    with pytest.raises(ImportError) as error:
+    with pytest.raises(ConfigError) as error:
         export(tmp_path / "any.ckpt", "onnx", tmp_path / "m.onnx")
     assert str(error.value) == "format=onnx needs the onnx package: pip install 'garbage-lit[export]' (or " \
                                "format=torchscript)"
@@ -232,7 +233,7 @@ def test_export_install_hint_is_the_one_the_docs_give(tmp_path, monkeypatch):
 
 
 def test_export_rejects_unknown_format_and_missing_checkpoint(tmp_path):
-    with pytest.raises(FileNotFoundError, match="ckpt=.*nope.ckpt: no such checkpoint"):
+    with pytest.raises(CheckpointError, match="ckpt=.*nope.ckpt: no such checkpoint"):
         export(tmp_path / "nope.ckpt", "onnx", tmp_path / "m.onnx")
     with pytest.raises(ValueError, match="format='tflite' is not supported"):
         export(tmp_path / "nope.ckpt", "tflite", tmp_path / "m.tflite")

@@ -10,11 +10,11 @@ import pytest
 import torch
 import torchvision
 
-from garbage_lit.checkpoints import eval_transform, load_classifier
 from garbage_lit.data.images import load_rgb
 from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export, sidecar_path
 from garbage_lit.models.backbones import create_backbone
+from garbage_lit.models.loading import eval_transform, load_classifier
 from garbage_lit.predict import predict
 from garbage_lit.train import train
 

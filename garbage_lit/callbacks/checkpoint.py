@@ -9,7 +9,7 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import ModelCheckpoint
 
-from garbage_lit.run.folder import VAL
+from garbage_lit.records.folder import VAL
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,8 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.callbacks import WeightAveraging
 
+from garbage_lit.errors import ConfigError
+
 log = logging.getLogger(__name__)
 
 
@@ -26,7 +28,7 @@ class WeightEMA(WeightAveraging):
 
     def __init__(self, half_life_epochs: float = 1.0) -> None:
         if not half_life_epochs > 0:
-            raise ValueError(f"callbacks.weight_averaging.half_life_epochs={half_life_epochs} must be above 0 "
+            raise ConfigError(f"callbacks.weight_averaging.half_life_epochs={half_life_epochs} must be above 0 "
                              f"(e.g. 1: the weights of one epoch ago count half)")
         super().__init__(avg_fn=self._ema_update)
         self.half_life_epochs = half_life_epochs

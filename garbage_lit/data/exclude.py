@@ -12,8 +12,9 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from garbage_lit.atomic import atomic_write
-from garbage_lit.data.samples import DataError, DataProblem, ScanResult, relative_file
+from garbage_lit.data.samples import DataProblem, ScanResult, relative_file
+from garbage_lit.errors import DataError
+from garbage_lit.records.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from garbage_lit.data.samples import DataError
+from garbage_lit.errors import DataError
 
 GROUPS_EN = {"其他垃圾": "other", "厨余垃圾": "kitchen", "可回收物": "recyclable", "有害垃圾": "hazardous"}
 BIN_COLUMNS = ("class", "bin")  # the header of a CSV mapping

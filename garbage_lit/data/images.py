@@ -1,18 +1,11 @@
-"""Image files: which files are images, decoding them into the RGB picture a person would see, and the
-datasets over them (labelled samples for training and evaluation, unlabelled inputs for predict)."""
+"""Image files: which files are images, and decoding them into the RGB picture a person would see."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps
-from torch.utils.data import Dataset
-
-from garbage_lit.data.samples import Sample
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -20,6 +13,26 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".
 def has_image_name(path: Path) -> bool:
     """A visible name with an image extension (see IMAGE_EXTENSIONS); the file itself is not looked at."""
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def not_an_image(path: Path) -> str | None:
+    """Why training's scan and predict do not read ``path`` as an image (None: they do, by its name); when its content
+    is an image all the same (a JPEG named ``.avif``), the reason says so and how to use it."""
+    if path.name.startswith("."):
+        return "hidden file"
+    if has_image_name(path):
+        return None
+    suffix = path.suffix.lower()
+    reason = (f"not an image file ({f'extension {suffix}' if suffix else 'no extension'}; images are "
+              f"{' '.join(IMAGE_EXTENSIONS)})")
+    try:
+        with Image.open(path) as image:
+            kind = image.format
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return reason
+    extension = next((ext for ext in IMAGE_EXTENSIONS if Image.registered_extensions().get(ext) == kind), None)
+    return reason + (f"; its content is a {kind} image: rename it to {path.stem}{extension} to use it" if extension
+                     else f"; its content is a {kind} image, a format not read here")
 
 
 def is_image_file(path: Path) -> bool:
@@ -59,65 +72,3 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         image = Image.alpha_composite(background, rgba)
     return image.convert("RGB")
-
-
-class ImageDataset(Dataset):
-    """Yields ``(transform(image), label)`` for each checked, labelled sample."""
-
-    def __init__(self, samples: Sequence[Sample], transform: Callable | None = None) -> None:
-        self.samples = list(samples)
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        sample = self.samples[index]
-        image = load_rgb(sample.path)
-        return (self.transform(image) if self.transform else image), sample.label
-
-
-# -- predict's inputs: files and folders in, one row per image out, failures kept as rows -------
-@dataclass(frozen=True)
-class Input:
-    """One image to predict, or an input that yields none (``error`` says why)."""
-
-    path: Path
-    error: str = ""
-
-
-def collect_inputs(inputs: Sequence[str | Path]) -> list[Input]:
-    """Files as given (whatever their extension) and the images under folders (recursively, sorted)."""
-    found: list[Input] = []
-    for raw in inputs:
-        path = Path(raw).expanduser()
-        if path.is_dir():
-            images = sorted(p for p in path.rglob("*") if is_image_file(p))
-            found += [Input(p) for p in images] or [Input(path, "folder holds no images")]
-        elif path.is_file():
-            found.append(Input(path))
-        else:
-            found.append(Input(path, "no such file or folder"))
-    return found
-
-
-class UnlabelledImages(Dataset):
-    """Yields ``(tensor, index, error)``; an image that cannot be read gives zeros and its error text."""
-
-    def __init__(self, inputs: Sequence[Input], transform: Callable[[Image.Image], torch.Tensor],
-                 image_size: int) -> None:
-        self.inputs = list(inputs)
-        self.transform = transform
-        self.blank = torch.zeros(3, image_size, image_size)
-
-    def __len__(self) -> int:
-        return len(self.inputs)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, str]:
-        item = self.inputs[index]
-        if item.error:
-            return self.blank, index, item.error
-        try:
-            return self.transform(load_rgb(item.path)), index, ""
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-            return self.blank, index, f"unreadable image: {type(exc).__name__}: {exc}"

@@ -21,20 +21,16 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from garbage_lit.data.images import IMAGE_EXTENSIONS, has_image_name, is_image_file
-from garbage_lit.data.samples import IGNORED, DataError, DataProblem, Sample, ScanResult, relative_file
+from garbage_lit.data.images import has_image_name, is_image_file, not_an_image
+from garbage_lit.data.samples import IGNORED, DataProblem, Sample, ScanResult, relative_file
+from garbage_lit.errors import DataError
 
 RULE_FILE = "garbage_classify_rule.json"
 
 
 def _not_an_image(path: Path, root: Path, reason: str | None = None) -> DataProblem:
     """The ``ignored`` row of a file the layout does not read as an image, with why."""
-    if reason is None:
-        suffix = path.suffix.lower()
-        reason = ("hidden file" if path.name.startswith(".")
-                  else f"not an image file ({f'extension {suffix}' if suffix else 'no extension'}; "
-                       f"images are {' '.join(IMAGE_EXTENSIONS)})")
-    return DataProblem(relative_file(path, root), reason, IGNORED)
+    return DataProblem(relative_file(path, root), reason or not_an_image(path) or "not read", IGNORED)
 
 
 def read_folder(root: Path) -> ScanResult:

@@ -13,10 +13,6 @@ from pathlib import Path
 SKIPPED, KEPT, IGNORED = "skipped", "kept", "ignored"  # DataProblem actions for single files
 
 
-class DataError(ValueError):
-    """The dataset cannot be used as configured; the message names the file and the fix."""
-
-
 @dataclass(frozen=True)
 class Sample:
     """One labelled image: its path, class index and the SHA-256 of its bytes."""

@@ -28,11 +28,12 @@ from typing import NamedTuple
 import PIL
 from PIL import Image, UnidentifiedImageError
 
-from garbage_lit.atomic import atomic_write
 from garbage_lit.data.cache_store import file_lock, progress
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.layouts import LAYOUTS
-from garbage_lit.data.samples import KEPT, DataError, DataProblem, Sample, ScanResult, relative_file
+from garbage_lit.data.samples import KEPT, DataProblem, Sample, ScanResult, relative_file
+from garbage_lit.errors import DataError
+from garbage_lit.records.atomic import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from garbage_lit.atomic import atomic_write
-from garbage_lit.data.samples import DataError, Sample
+from garbage_lit.data.samples import Sample
+from garbage_lit.errors import DataError
+from garbage_lit.records.atomic import atomic_write
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("file", "label", "class_name", "split", "sha256")

@@ -8,11 +8,12 @@ whose uint8 kernels rotate many times faster than the float path tensors take.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
-from torch.utils.data import default_collate
 from torchvision.transforms import InterpolationMode, v2
+
+from garbage_lit.errors import ConfigError
 
 AUGMENTATIONS = ("paper", "strong")
 INTERPOLATIONS = ("bilinear", "bicubic", "nearest")  # what torchvision weights and timm pretrained configs name
@@ -23,7 +24,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 def interpolation_mode(interpolation: str) -> InterpolationMode:
     """The torchvision mode named by ``data.interpolation``; an error lists the accepted names."""
     if interpolation not in INTERPOLATIONS:
-        raise ValueError(f"data.interpolation={interpolation!r} is not known; "
+        raise ConfigError(f"data.interpolation={interpolation!r} is not known; "
                          f"choose one of {', '.join(INTERPOLATIONS)}")
     return InterpolationMode(interpolation)
 
@@ -68,27 +69,8 @@ def build_transforms(train: bool, image_size: int = 224, resize_size: int = 256,
     ``augment="strong"`` it uses :func:`strong_train_transforms` instead (see ``experiment=finetune``).
     """
     if augment not in AUGMENTATIONS:
-        raise ValueError(f"data.augment={augment!r} is not known; choose one of {', '.join(AUGMENTATIONS)}")
+        raise ConfigError(f"data.augment={augment!r} is not known; choose one of {', '.join(AUGMENTATIONS)}")
     if train and augment == "strong":
         return strong_train_transforms(image_size, mean, std, interpolation)
     return v2.Compose([geometry_transforms(image_size, resize_size, interpolation),
                        epoch_transforms(train, rotation_degrees, mean, std)])
-
-
-class CollateThen:
-    """``default_collate``, then a transform of the whole batch ``(images, labels)`` (e.g. MixUp or CutMix).
-
-    A class rather than a closure, so DataLoader workers started by pickling can carry it.
-    """
-
-    def __init__(self, transform: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]) -> None:
-        self.transform = transform
-
-    def __call__(self, batch: list) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(*default_collate(batch))
-
-
-def mixup_or_cutmix(num_classes: int, mixup_alpha: float = 0.2, cutmix_alpha: float = 1.0) -> v2.RandomChoice:
-    """MixUp or CutMix, drawn per batch (torchvision's classification recipe; ``data/batch_transform=mixup_cutmix``)."""
-    return v2.RandomChoice([v2.MixUp(alpha=mixup_alpha, num_classes=num_classes),
-                            v2.CutMix(alpha=cutmix_alpha, num_classes=num_classes)])

@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from garbage_lit.data.datamodule import GarbageDataModule
 from garbage_lit.data.samples import content_ids
+from garbage_lit.errors import CheckpointError, ConfigError
 from garbage_lit.features.cache import cached_features, module_fingerprint
 from garbage_lit.features.dataset import FeatureDataset
 
@@ -38,7 +39,7 @@ def feature_cache_decision(mode: bool | str, backbone: nn.Module, callbacks: Seq
     A batch transform that mixes training images (``mixes_batches``, e.g. MixUp) needs the images themselves, and
     so does test-time flip averaging (``flips_images``): cached features are of the unmixed, unflipped images.
     """
-    setting = f"feature_cache={str(mode).lower()}"
+    setting = f"cache.features={str(mode).lower()}"
     if mode is False:
         return False, setting
     finetuning = next((type(c).__name__ for c in callbacks if isinstance(c, BaseFinetuning)), None)
@@ -55,14 +56,14 @@ def feature_cache_decision(mode: bool | str, backbone: nn.Module, callbacks: Seq
     elif world_size > 1:
         if mode == "auto":
             return False, f"{setting} is off: cached features are served to one process, this run has {world_size}"
-        raise ValueError(f"{setting} cannot be used with {world_size} processes (DDP): cached features are served "
-                         f"to one process. Set feature_cache=auto (images under DDP) or run on one device")
+        raise ConfigError(f"{setting} cannot be used with {world_size} processes (DDP): cached features are served "
+                         f"to one process. Set cache.features=auto (images under DDP) or run on one device")
     else:
         return True, f"{setting}: the backbone stays frozen for the whole run"
     if mode == "auto":
         return False, f"{setting} is off: {reason}"
-    raise ValueError(f"{setting} cannot be used here: {reason}, and cached features would keep "
-                     f"it frozen without saying so. Set feature_cache=false (or auto), or keep the backbone "
+    raise ConfigError(f"{setting} cannot be used here: {reason}, and cached features would keep "
+                     f"it frozen without saying so. Set cache.features=false (or auto), or keep the backbone "
                      f"frozen (model.freeze_backbone=true, no callbacks.backbone_finetuning)")
 
 
@@ -114,7 +115,7 @@ class FeatureDataModule(pl.LightningDataModule):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Refuse to continue a head trained on the features of other backbone weights."""
         if state_dict.get("backbone_fingerprint") != self.fingerprint:
-            raise ValueError(
+            raise CheckpointError(
                 f"this checkpoint's head was trained on cached features of the {state_dict.get('backbone')} backbone "
                 f"with weights {str(state_dict.get('backbone_fingerprint'))[:12]}..., but the backbone built now "
                 f"({self.backbone_name}) has weights {self.fingerprint[:12]}...: resume with the model config the run "

@@ -1,22 +1,33 @@
 """A gallery of photos with what they are and what the model said: the most confident mistakes, the least
-confident correct answers (fastai's ``plot_top_losses`` idea), or the audit's suspected labels."""
+confident correct answers (fastai's ``plot_top_losses`` idea), or the audit's suspected labels.
+
+The gallery is composed as one image with Pillow: each tile a thumbnail pasted and its caption drawn, a few
+milliseconds a tile (a plotting library's axes per tile cost a second for 24 of them). Class names are written in the
+fonts that have their glyphs, or as their numbers with a legend (:mod:`garbage_lit.insight.fonts`).
+"""
 
 from __future__ import annotations
 
+import functools
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
+from PIL import Image, ImageDraw, ImageFont
 
 from garbage_lit.data.images import load_rgb
-from garbage_lit.plots import tick_labels
+from garbage_lit.insight.fonts import Font, class_labels, drawable, font_for, installed_fonts, missing_glyphs_note
 
-COLUMNS = 6          # tiles per row
-TILE_INCHES = 2.2    # width of one tile
-THUMBNAIL_PX = 256   # longest side a photo is shrunk to before drawing
+COLUMNS = 6            # tiles per row
+PHOTO_BOX = (208, 156)  # the photo's box in a tile (px): a 4:3 photo fills it
+GAP = 10               # px between tiles and around the gallery
+TEXT_PX = 12           # caption font size (px)
+TITLE_PX = 16          # section title font size (px)
+LINE_PX = 15           # caption line height (px)
+CAPTION_LINES = 3
 
 
 @dataclass(frozen=True)
@@ -53,12 +64,12 @@ def prediction_tiles(indices: Sequence[int], probs: torch.Tensor, targets: torch
                      class_names: Sequence[str], bins: Sequence[str] | None = None,
                      pictures: dict[int, np.ndarray] | None = None) -> list[Tile]:
     """A tile per index: the photo, its true class, the predicted class and its probability (and their bins)."""
-    names, _ = tick_labels(class_names)  # class ids stand in for names no installed font can draw
+    names = class_labels(class_names)
     tiles = []
     for index in indices:
         true, pred = int(targets[index]), int(probs[index].argmax())
-        caption = "\n".join([class_caption("true", names[true], bins[true] if bins else None),
-                             class_caption("predicted", names[pred], bins[pred] if bins else None),
+        caption = "\n".join([class_caption("true", names.of(true), bins[true] if bins else None),
+                             class_caption("predicted", names.of(pred), bins[pred] if bins else None),
                              f"p = {probs[index, pred]:.3f}"])
         tiles.append(Tile(Path(paths[index]), caption, (pictures or {}).get(index)))
     return tiles
@@ -66,12 +77,12 @@ def prediction_tiles(indices: Sequence[int], probs: torch.Tensor, targets: torch
 
 def mistakes_gallery(probs: torch.Tensor, targets: torch.Tensor, paths: Sequence[Path], class_names: Sequence[str],
                      count: int, bins: Sequence[str] | None = None,
-                     pictures: dict[int, np.ndarray] | None = None) -> Figure:
-    """The ``count`` most confident mistakes above the ``count`` least confident correct answers."""
+                     pictures: dict[int, np.ndarray] | None = None) -> bytes:
+    """The ``count`` most confident mistakes above the ``count`` least confident correct answers, as a PNG."""
     sections = [("most confident mistakes", most_confident_mistakes(probs, targets, count)),
                 ("least confident correct answers", least_confident_correct(probs, targets, count))]
-    return gallery_figure([(title, prediction_tiles(indices, probs, targets, paths, class_names, bins, pictures))
-                           for title, indices in sections], class_names)
+    return gallery_png([(title, prediction_tiles(indices, probs, targets, paths, class_names, bins, pictures))
+                        for title, indices in sections], class_names)
 
 
 def gallery_indices(probs: torch.Tensor, targets: torch.Tensor, count: int) -> list[int]:
@@ -79,32 +90,78 @@ def gallery_indices(probs: torch.Tensor, targets: torch.Tensor, count: int) -> l
     return most_confident_mistakes(probs, targets, count) + least_confident_correct(probs, targets, count)
 
 
-def gallery_figure(sections: Sequence[tuple[str, Sequence[Tile]]], class_names: Sequence[str] = (),
-                   columns: int = COLUMNS) -> Figure:
-    """One titled block of tiles per section, ``columns`` to a row; an empty section says so."""
+def gallery_png(sections: Sequence[tuple[str, Sequence[Tile]]], class_names: Sequence[str] = (),
+                columns: int = COLUMNS) -> bytes:
+    """One titled block of tiles per section, ``columns`` to a row (an empty section says so), then the legend of
+    class numbers when names could not be drawn; as PNG bytes."""
+    legend = class_labels(class_names).legend or []
+    tile_w, tile_h = PHOTO_BOX[0], PHOTO_BOX[1] + 4 + CAPTION_LINES * LINE_PX
     rows = [max(1, -(-len(tiles) // columns)) for _, tiles in sections]
-    # Fixed margins, not a layout engine: constrained layout measured every caption and took half the drawing time.
-    figure = Figure(figsize=(columns * TILE_INCHES, sum(rows) * TILE_INCHES * 1.25 + 0.5 * len(sections)))
-    _, family = tick_labels(class_names)
-    font = {"fontfamily": family} if family else {}
-    blocks = figure.subfigures(len(sections), 1, height_ratios=rows, squeeze=False)[:, 0]
-    for block, (title, tiles), nrows in zip(blocks, sections, rows):
-        block.suptitle(f"{title} ({len(tiles)})", fontsize=11, fontweight="bold")
-        top = 1 - 0.5 / (nrows * TILE_INCHES * 1.25 + 0.5)  # room for the block's title
-        axes = block.subplots(nrows, columns, squeeze=False, gridspec_kw={
-            "left": 0.01, "right": 0.99, "bottom": 0.01, "top": top, "wspace": 0.06, "hspace": 0.3}).flatten()
-        for ax in axes:
-            ax.set_axis_off()
+    width = columns * (tile_w + GAP) + GAP
+    legend_h = (len(legend) + 2) * LINE_PX + GAP if legend else 0
+    height = sum(TITLE_PX + 2 * GAP + n * (tile_h + GAP) for n in rows) + legend_h
+    canvas = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(canvas)
+    y = 0
+    for (title, tiles), nrows in zip(sections, rows):
+        write(draw, (GAP, y + GAP), f"{title} ({len(tiles)})", TITLE_PX)
+        y += TITLE_PX + 2 * GAP
         if not tiles:
-            axes[0].text(0, 0.5, "none", fontsize=10, transform=axes[0].transAxes)
-        for ax, tile in zip(axes, tiles):
-            ax.imshow(tile.picture if tile.picture is not None else thumbnail(tile.path))
-            ax.set_title(tile.caption, fontsize=7, loc="left", **font)
-    return figure
+            write(draw, (GAP, y), "none", TEXT_PX)
+        for number, tile in enumerate(tiles):
+            x, top = GAP + (number % columns) * (tile_w + GAP), y + (number // columns) * (tile_h + GAP)
+            photo = _photo(tile)
+            canvas.paste(photo, (x + (tile_w - photo.width) // 2, top + (PHOTO_BOX[1] - photo.height) // 2))
+            for line, text in enumerate(tile.caption.split("\n")[:CAPTION_LINES]):
+                write(draw, (x, top + PHOTO_BOX[1] + 4 + line * LINE_PX), text, TEXT_PX, max_width=tile_w)
+        y += nrows * (tile_h + GAP)
+    for line, text in enumerate([*legend, missing_glyphs_note()] if legend else []):
+        write(draw, (GAP, y + line * LINE_PX), text, TEXT_PX, max_width=width - 2 * GAP)
+    buffer = io.BytesIO()
+    canvas.save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
-def thumbnail(path: Path, size: int = THUMBNAIL_PX) -> np.ndarray:
-    """The photo as a person sees it (EXIF orientation applied), its longest side at most ``size`` pixels."""
-    image = load_rgb(path, draft_size=size)
-    image.thumbnail((size, size))
-    return np.asarray(image)
+def _photo(tile: Tile) -> Image.Image:
+    """The tile's photo (or picture) shrunk to fit its box, EXIF orientation applied."""
+    if tile.picture is not None:
+        image = Image.fromarray((np.clip(tile.picture, 0, 1) * 255).astype(np.uint8))
+    else:
+        image = load_rgb(tile.path, draft_size=max(PHOTO_BOX))
+    image.thumbnail(PHOTO_BOX)
+    return image
+
+
+def write(draw: ImageDraw.ImageDraw, xy: tuple[int, int], text: str, size: int, max_width: int | None = None,
+          fill: str = "black") -> None:
+    """Draw ``text`` at ``xy`` in the installed fonts that have its characters (a character none has is written as
+    its code), cut with an ellipsis to ``max_width`` pixels."""
+    x, y = xy
+    text = drawable(text)
+    for run, font in _runs(text):
+        face = _face(font.path if font else None, size)
+        if max_width is not None and x + face.getlength(run) > xy[0] + max_width:
+            while run and x + face.getlength(run + "…") > xy[0] + max_width:
+                run = run[:-1]
+            draw.text((x, y), run + "…", font=face, fill=fill)
+            return
+        draw.text((x, y), run, font=face, fill=fill)
+        x += face.getlength(run)
+
+
+def _runs(text: str) -> list[tuple[str, Font | None]]:
+    """``text`` cut into runs each drawn by one font (spaces go with the run they are in)."""
+    runs: list[tuple[str, Font | None]] = []
+    default = installed_fonts()[0] if installed_fonts() else None
+    for character in text:
+        font = default if character.isspace() else font_for(character)
+        if runs and (runs[-1][1] == font or character.isspace()):
+            runs[-1] = (runs[-1][0] + character, runs[-1][1])
+        else:
+            runs.append((character, font))
+    return runs
+
+
+@functools.lru_cache(maxsize=16)
+def _face(path: str | None, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)

@@ -19,6 +19,7 @@ from torchvision.transforms import v2
 
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.transforms import geometry_transforms
+from garbage_lit.errors import ConfigError
 from garbage_lit.insight.label_issues import INSTALL
 
 
@@ -50,7 +51,7 @@ def gradcam_overlays(model: nn.Module, paths: Sequence[Path], classes: Sequence[
                      batch_size: int = 16) -> list[np.ndarray]:
     """For each photo, its center crop (as the model sees it) with the Grad-CAM map of ``classes[i]`` over it."""
     if importlib.util.find_spec("pytorch_grad_cam") is None:
-        raise ImportError(f"gallery.gradcam=true needs the grad-cam package: {INSTALL}")
+        raise ConfigError(f"gradcam=true needs the grad-cam package: {INSTALL}")
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget

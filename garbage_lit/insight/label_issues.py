@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from garbage_lit.errors import ConfigError
+
 INSTALL = "pip install 'garbage-lit[insight]'"
 
 
@@ -23,7 +25,7 @@ def require_insight_packages() -> None:
     missing = [name for name, module in (("cleanlab", "cleanlab"), ("scikit-learn", "sklearn"))
                if importlib.util.find_spec(module) is None]
     if missing:
-        raise ImportError(f"the label audit needs {' and '.join(missing)}: {INSTALL}")
+        raise ConfigError(f"the label audit needs {' and '.join(missing)}: {INSTALL}")
 
 
 def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, num_classes: int, folds: int = 5,
@@ -42,7 +44,7 @@ def out_of_sample_probabilities(features: np.ndarray, labels: np.ndarray, num_cl
 
     smallest = int(np.bincount(labels, minlength=num_classes)[np.unique(labels)].min())
     if folds < 2 or smallest < folds:
-        raise ValueError(f"folds={folds}: cross-validation needs at least 2 folds and every class at least as many "
+        raise ConfigError(f"folds={folds}: cross-validation needs at least 2 folds and every class at least as many "
                          f"images as folds (the smallest class has {smallest}); lower folds")
     probs = np.zeros((len(labels), num_classes))
     for train, held_out in StratifiedKFold(folds, shuffle=True, random_state=seed).split(features, labels):

@@ -23,12 +23,13 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from garbage_lit.errors import ConfigError
 from garbage_lit.models.zoos import ZOOS, Preprocessing, WeightsUnavailableError, Zoo
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Backbone", "WeightsUnavailableError", "backbone_preprocessing", "build_headless", "create_backbone",
-           "find_zoo", "is_pretrained_source"]
+__all__ = ["Backbone", "WeightsUnavailableError", "backbone_preprocessing", "backbone_stages", "build_headless",
+           "create_backbone", "find_zoo"]
 
 
 @dataclass
@@ -44,7 +45,7 @@ class Backbone:
 def find_zoo(arch: str, zoo: str | None = None) -> Zoo:
     """The zoo named ``zoo`` (or, when None, the first zoo that has ``arch``); an error lists close names."""
     if zoo is not None and zoo not in ZOOS:
-        raise ValueError(f"model.zoo={zoo!r} is not known; choose one of {', '.join(ZOOS)}")
+        raise ConfigError(f"model.zoo={zoo!r} is not known; choose one of {', '.join(ZOOS)}")
     candidates = [ZOOS[zoo]] if zoo is not None else list(ZOOS.values())
     for candidate in candidates:
         if candidate.knows(arch):
@@ -53,7 +54,7 @@ def find_zoo(arch: str, zoo: str | None = None) -> Zoo:
     close = difflib.get_close_matches(arch, names, n=5, cutoff=0.6)
     where = f"model.zoo={zoo}" if zoo is not None else "any zoo"
     hint = f"; close names: {', '.join(close)}" if close else ""
-    raise ValueError(f"model.arch={arch!r} is not an architecture of {where}{hint} (every name: "
+    raise ConfigError(f"model.arch={arch!r} is not an architecture of {where}{hint} (every name: "
                      f"torchvision.models.list_models(module=torchvision.models), timm.list_models())")
 
 
@@ -85,6 +86,11 @@ def create_backbone(arch: str, weights: str = "auto", zoo: str | None = None) ->
     return Backbone(model, feature_dim, source_zoo.preprocessing(arch), source)
 
 
+def backbone_stages(module: nn.Module, arch: str, zoo: str | None = None) -> list[nn.ModuleList]:
+    """The stages of a headless ``arch`` backbone, input first (see its zoo's ``stages``)."""
+    return find_zoo(arch, zoo).stages(module)
+
+
 def build_headless(arch: str, pretrained_layout: bool, zoo: str | None = None) -> nn.Module:
     """``arch`` without weights and without its head, in the layout pretrained weights expect if asked.
 
@@ -96,16 +102,11 @@ def build_headless(arch: str, pretrained_layout: bool, zoo: str | None = None) -
     return model
 
 
-def is_pretrained_source(weights_source: str) -> bool:
-    """Whether a ``create_backbone`` weights source names loaded weights (not a random init)."""
-    return not weights_source.startswith("none")
-
-
 def _from_file(zoo: Zoo, arch: str, weights: str) -> tuple[nn.Module, str]:
     """The full model of ``arch`` with the state dict in file ``weights``; a missing head is allowed."""
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise ValueError(f"model.weights={weights!r} is neither imagenet, none, auto nor an existing file")
+        raise ConfigError(f"model.weights={weights!r} is neither imagenet, none, auto nor an existing file")
     state = torch.load(path, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
@@ -118,7 +119,7 @@ def _from_file(zoo: Zoo, arch: str, weights: str) -> tuple[nn.Module, str]:
     # Keys of modules the model dropped on purpose (auxiliary classifiers) are not a mismatch.
     unexpected = [key for key in unexpected if getattr(model, key.split(".")[0], True) is not None]
     if missing or unexpected:
-        raise ValueError(f"model.weights={weights}: the file does not fit {arch} (missing {missing[:5]}, unexpected "
+        raise ConfigError(f"model.weights={weights}: the file does not fit {arch} (missing {missing[:5]}, unexpected "
                          f"{unexpected[:5]}); give a state dict of the full {zoo.name} {arch} model")
     return model, source
 

@@ -10,19 +10,22 @@ import torch
 from torch import nn
 from torchmetrics.classification import MulticlassCalibrationError
 
-from garbage_lit.insight.calibration import BINS, calibrated
-from garbage_lit.models.backbones import build_headless, create_backbone, is_pretrained_source
+from garbage_lit.errors import ConfigError
+from garbage_lit.models.backbones import backbone_stages, build_headless, create_backbone
+from garbage_lit.models.calibration import BINS, calibrated
 from garbage_lit.models.inference import averaged_log_probabilities
 from garbage_lit.models.metrics import SplitMetrics, class_metrics
-from garbage_lit.run.folder import ECE, ECE_RAW, TEST, TRAIN, VAL, metric_key
+from garbage_lit.records.folder import ECE, ECE_RAW, TEST, TRAIN, VAL, is_pretrained_source, metric_key
 
 
 class GarbageClassifier(pl.LightningModule):
     """An ImageNet backbone (frozen by default, as in the paper) with a new ``num_classes`` linear head.
 
     The backbone is architecture ``arch`` of model zoo ``zoo`` (see :mod:`garbage_lit.models.backbones`;
-    None: the first zoo that has ``arch``). ``optimizer`` and ``scheduler`` are partials (Hydra
-    ``_partial_: true``) that receive the trainable parameters.
+    None: the first zoo that has ``arch``). ``optimizer`` builds the optimizer from the model's trainable parts
+    (:class:`~garbage_lit.training.optimizers.OptimizerFactory`), ``scheduler`` is a partial (Hydra ``_partial_: true``)
+    that receives it. ``frozen_stages``: the backbone's first stages (the stem is the first; see :attr:`stages`) stay
+    frozen, in eval mode, for the whole run, even when the rest is fine-tuned: they cost no backward pass.
 
     Every split logs ``<split>/loss``, ``<split>/acc`` and ``<split>/recall`` (:mod:`garbage_lit.models.metrics`)
     each epoch; the evaluated splits (``eval_splits``, the validation loaders in order, and the test) add
@@ -48,6 +51,7 @@ class GarbageClassifier(pl.LightningModule):
         weights: str = "auto",
         freeze_backbone: bool = True,
         optimizer: Callable[..., torch.optim.Optimizer] | None = None,
+        frozen_stages: int = 0,
         scheduler: Callable[..., Any] | None = None,
         label_smoothing: float = 0.0,
         eval_splits: Sequence[str] = ("test",),
@@ -68,6 +72,10 @@ class GarbageClassifier(pl.LightningModule):
         self.head = nn.Linear(backbone.feature_dim, num_classes)
         if freeze_backbone:
             self.backbone.requires_grad_(False)
+        if not 0 <= frozen_stages <= len(self.stages):
+            raise ConfigError(f"model.frozen_stages={frozen_stages}: {arch} has {len(self.stages)} stages (the stem "
+                              f"first); choose 0 (none frozen) to {len(self.stages)}")
+        self.freeze_stages()
         self.criterion = nn.CrossEntropyLoss(weight=class_weights(class_weighting, class_counts, num_classes),
                                              label_smoothing=label_smoothing)
         self.class_names = list(class_names) if class_names else [str(i) for i in range(num_classes)]
@@ -85,6 +93,17 @@ class GarbageClassifier(pl.LightningModule):
     # -- model ----------------------------------------------------------------------------------
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(images))
+
+    @property
+    def stages(self) -> list[nn.ModuleList]:
+        """The backbone's stages, input first: the stem, its blocks grouped by resolution, ... (its zoo's reading)."""
+        return backbone_stages(self.backbone, self.hparams.arch, self.hparams.zoo)
+
+    def freeze_stages(self) -> None:
+        """Keep the first ``frozen_stages`` stages frozen and in eval mode (BatchNorm statistics fixed)."""
+        for stage in self.stages[:self.hparams.frozen_stages]:
+            stage.requires_grad_(False)
+            stage.eval()
 
     def probabilities(self, scores: torch.Tensor) -> torch.Tensor:
         """Class probabilities: ``softmax(scores / temperature)``, a plain softmax while no temperature is fitted."""
@@ -137,7 +156,7 @@ class GarbageClassifier(pl.LightningModule):
 
     def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """The final evaluation of the kept model on the test split, with its calibration; returns the batch's
-        scores (for callbacks that keep per-image predictions: :class:`~garbage_lit.run.predictions.TestOutputs`)."""
+        scores (for callbacks that keep per-image outputs: :mod:`garbage_lit.callbacks.test_predictions`)."""
         scores, targets = self._evaluation_step(TEST, batch), batch[1]
         self.test_ece.update(self.probabilities(scores), targets)
         if self.temperature is not None:
@@ -167,7 +186,10 @@ class GarbageClassifier(pl.LightningModule):
         the backbone trainable (and so back in train mode) from its unfreeze epoch on. (Lightning sets
         submodule modes itself, so overriding ``train()`` would not be enough.)
         """
-        self.backbone.train(any(p.requires_grad for p in self.backbone.parameters()))
+        trains = any(p.requires_grad for p in self.backbone.parameters())
+        self.backbone.train(trains)
+        if trains:
+            self.freeze_stages()
 
     def on_validation_epoch_end(self) -> None:
         for split in self.eval_splits:
@@ -193,9 +215,11 @@ class GarbageClassifier(pl.LightningModule):
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         if self.optimizer_factory is None:
-            raise ValueError("no optimizer configured: pick one with optim=sgd or optim=adam")
-        params = [p for p in self.parameters() if p.requires_grad]
-        optimizer = self.optimizer_factory(params=params)
+            raise ConfigError("no optimizer configured: pick one with optim=sgd or optim=adam")
+        parts = [("head", self.head, None)]
+        if any(p.requires_grad for p in self.backbone.parameters()):
+            parts.append(("backbone", self.backbone, self.stages))
+        optimizer = self.optimizer_factory(parts)
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer=optimizer)
@@ -209,12 +233,12 @@ def class_weights(weighting: str, counts: Sequence[int] | None, num_classes: int
     """The loss weight of each class: None for ``none``; for ``balanced`` ``images / (classes x its images)``
     (scikit-learn's "balanced": 1 for every class when all are the same size), from the training split's ``counts``."""
     if weighting not in CLASS_WEIGHTINGS:
-        raise ValueError(f"model.class_weighting={weighting!r} is not known; "
+        raise ConfigError(f"model.class_weighting={weighting!r} is not known; "
                          f"choose one of {', '.join(CLASS_WEIGHTINGS)}")
     if weighting == "none":
         return None
     if counts is None or len(counts) != num_classes:
-        raise ValueError(f"model.class_weighting={weighting} needs the training images of each of the {num_classes} "
+        raise ConfigError(f"model.class_weighting={weighting} needs the training images of each of the {num_classes} "
                          f"classes (class_counts, passed by garbage_lit.train); got {counts}")
     per_class = torch.tensor(counts, dtype=torch.float32)
     return per_class.sum() / (num_classes * per_class.clamp(min=1))  # a class without images weighs as one image

@@ -13,7 +13,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 
-from garbage_lit.insight.calibration import calibrated
+from garbage_lit.models.calibration import calibrated
 
 
 def averaged_log_probabilities(models: Sequence[Callable[[torch.Tensor], torch.Tensor]], images: torch.Tensor,

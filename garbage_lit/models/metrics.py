@@ -16,7 +16,7 @@ from torch import nn
 from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassStatScores
 
-from garbage_lit.run.folder import ACC, BIN_ACC, LOSS, PER_CLASS_ACC, RECALL, bin_recall_key, metric_key
+from garbage_lit.records.folder import ACC, BIN_ACC, LOSS, PER_CLASS_ACC, RECALL, TEST, VAL, bin_recall_key, metric_key
 
 
 class _PerClassCounts(MulticlassStatScores):
@@ -153,3 +153,12 @@ def class_metrics(confusion: torch.Tensor, class_names: Sequence[str], bins: Seq
     return {**{metric_key(split, f"{PER_CLASS_ACC}/{name}"): value for name, value in accuracies.items()
                if value is not None},
             **(bin_metrics(confusion, bins, split) if bins else {})}
+
+
+def class_metric_keys(class_names: Sequence[str], bins: Sequence[str] | None,
+                      splits: Sequence[str] = (VAL, TEST)) -> list[str]:
+    """Every metric key a run logs that holds a class or bin name (``test/per_class_acc/<class>``,
+    ``test/bin_recall/<bin>``), for the evaluated ``splits``: what trackers plan their names from before training."""
+    bin_names = list(dict.fromkeys(bins)) if bins else []
+    return [*(metric_key(split, f"{PER_CLASS_ACC}/{name}") for split in splits for name in class_names),
+            *(bin_recall_key(split, name) for split in splits for name in bin_names)]

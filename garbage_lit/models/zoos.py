@@ -22,8 +22,10 @@ import torch
 import torchvision
 from torch import nn
 
+from garbage_lit.errors import ConfigError, UserError
 
-class WeightsUnavailableError(RuntimeError):
+
+class WeightsUnavailableError(UserError):
     """ImageNet weights could neither be found in the zoo's cache nor downloaded."""
 
 
@@ -64,6 +66,23 @@ class Zoo(Protocol):
 
     def preprocessing(self, arch: str) -> Preprocessing:
         """The input size, resize size, interpolation and normalization of ``arch``'s weights."""
+
+    def stages(self, model: nn.Module) -> list[nn.ModuleList]:
+        """The headless model's stages, input first (stem, blocks of one resolution, ...): what layer-wise learning
+        rates and frozen stages count in."""
+
+
+def child_stages(model: nn.Module) -> list[nn.ModuleList]:
+    """Stages read off a model's children: the leading layers (convolution, norm) as the stem, then each child that
+    holds parameters; a model whose parameters all sit in one container (torchvision's ``features``) is read inside
+    it."""
+    children = [child for child in model.children() if any(True for _ in child.parameters())]
+    while len(children) == 1 and isinstance(children[0], (nn.Sequential, nn.ModuleList)):
+        children = [child for child in children[0].children() if any(True for _ in child.parameters())]
+    stem = []
+    while children and not any(True for _ in children[0].children()):
+        stem.append(children.pop(0))
+    return [nn.ModuleList(stem)] * bool(stem) + [nn.ModuleList([child]) for child in children]
 
 
 def remove_last_linear(model: nn.Module) -> int:
@@ -124,6 +143,9 @@ class TorchvisionZoo:
     def remove_head(self, model: nn.Module) -> int:
         return remove_last_linear(model)
 
+    def stages(self, model: nn.Module) -> list[nn.ModuleList]:
+        return child_stages(model)
+
     def preprocessing(self, arch: str) -> Preprocessing:
         transform = torchvision.models.get_model_weights(arch).DEFAULT.transforms()
         return Preprocessing(image_size=transform.crop_size[0], resize_size=transform.resize_size[0],
@@ -141,7 +163,7 @@ class TimmZoo:
         try:
             return importlib.import_module("timm")
         except ImportError as exc:
-            raise ImportError("model=timm needs the timm package: pip install 'garbage-lit[timm]'") from exc
+            raise ConfigError("model=timm needs the timm package: pip install 'garbage-lit[timm]'") from exc
 
     def names(self) -> list[str]:
         return self._timm().list_models()
@@ -168,6 +190,9 @@ class TimmZoo:
         model.reset_classifier(0)
         # Models with a pre-logits layer (e.g. MobileNetV3's conv_head) output head_hidden_size features.
         return getattr(model, "head_hidden_size", None) or model.num_features
+
+    def stages(self, model: nn.Module) -> list[nn.ModuleList]:
+        return child_stages(model)
 
     def preprocessing(self, arch: str) -> Preprocessing:
         timm = self._timm()
@@ -216,6 +241,16 @@ class EfficientNetLiteZoo:
 
     def remove_head(self, model: nn.Module) -> int:
         return remove_last_linear(model)
+
+    def stages(self, model: nn.Module) -> list[nn.ModuleList]:
+        """The stem, the blocks of each stage (consecutive blocks with the same output width: lite0's 16 blocks are 7
+        stages) and the final 1x1 convolution."""
+        stages = [nn.ModuleList([model._conv_stem, model._bn0])]
+        for block in model._blocks:
+            if len(stages) == 1 or block._block_args.output_filters != stages[-1][-1]._block_args.output_filters:
+                stages.append(nn.ModuleList())
+            stages[-1].append(block)
+        return [*stages, nn.ModuleList([model._conv_head, model._bn1])]
 
     def preprocessing(self, arch: str) -> Preprocessing:
         from efficientnet_lite_pytorch import EfficientNet

@@ -9,5 +9,5 @@
 * :mod:`~garbage_lit.report.paper`: the paper's numbers (``paper_reference.yaml``) beside the sweep's own.
 * :mod:`~garbage_lit.report.plots`: the sweep's figures (learning curves, final accuracy).
 * :mod:`~garbage_lit.report.search`: the report of a search folder (``hparams_search=optuna``).
-* :mod:`~garbage_lit.report.writers`: the one CSV writer and the one Markdown-table writer.
+* :mod:`~garbage_lit.records.tables`: the one CSV writer and the one Markdown-table writer.
 """

@@ -16,11 +16,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from garbage_lit.records.folder import read_search
 from garbage_lit.report.claims import Bootstrap
 from garbage_lit.report.paper import REFERENCE_PATH
 from garbage_lit.report.search import search_report
 from garbage_lit.report.sweep import build_report, write_report
-from garbage_lit.run.folder import read_search
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,14 +18,17 @@ from typing import Any
 
 import numpy as np
 
+from garbage_lit.records.folder import PREDICTIONS_FILE, TEST_ACC
 from garbage_lit.report.tables import Configuration
-from garbage_lit.run.folder import PREDICTIONS_FILE, TEST_ACC
 
 FACTORS = ("model", "optimizer", "lr", "batch_size")
 # The paper's winning model and best setting: the direction its claims predict for each factor.
 PAPER_CHOICE = {"model": "resnet18", "optimizer": "SGD", "lr": 0.003, "batch_size": 32}
 # What the paper compared its model and optimizer with; other rivals (e.g. efficientnet_lite0, AdamW) get no claim.
 PAPER_RIVAL = {"model": "googlenet", "optimizer": "Adam"}
+# The paper's grid: its claims speak of these configurations only (an lr pair of another model gets no verdict).
+PAPER_GRID = {"model": ("resnet18", "googlenet"), "optimizer": ("SGD", "Adam"), "lr": (0.003, 0.01),
+              "batch_size": (32, 64)}
 SPEED_FRACTION = 0.95  # "learns faster": the first epoch whose test accuracy reaches this share of the final one
 
 HOLDS, REVERSED, WITHIN_NOISE, MIXED = "holds", "reversed", "within noise", "mixed"
@@ -34,6 +37,9 @@ NO_CLAIM = "no paper claim"
 NONE_TESTED = ("None of the paper's claims is tested by this sweep: they need resnet18 and googlenet configurations "
                "that differ only in the model, or the paper's best setting (resnet18, batch 32, SGD, lr 0.003) "
                "beside another configuration (claims.csv says what each one lacks).")
+NOT_PAPER_SWEEP = ("This sweep holds none of the paper's configurations (resnet18 or googlenet, SGD or Adam, lr 0.003 "
+                   "or 0.01, batch 32 or 64), so no claim of the paper is judged on it; the one-factor pairs below "
+                   "are measured, without a verdict.")
 
 
 @dataclass(frozen=True)
@@ -111,6 +117,11 @@ def _same_value(factor: str, ours: Any, theirs: Any) -> bool:
     return str(ours) == str(theirs)
 
 
+def in_paper_grid(config: Configuration) -> bool:
+    """Whether the configuration is one of the paper's (its models, optimizers, learning rates and batch sizes)."""
+    return all(any(_same_value(f, config.settings.get(f), v) for v in values) for f, values in PAPER_GRID.items())
+
+
 def is_paper_setting(config: Configuration) -> bool:
     """Whether the configuration is the paper's best setting (ResNet18, batch 32, SGD, lr 0.003)."""
     return all(_same_value(f, config.settings.get(f), v) for f, v in PAPER_CHOICE.items())
@@ -133,9 +144,10 @@ def one_factor_pairs(configs: Sequence[Configuration]) -> list[tuple[str, Config
 
 
 def paper_compares(factor: str, a: Configuration, b: Configuration) -> bool:
-    """Whether the paper's conclusions predict a >= b: a holds its choice, b a value it was compared with."""
-    return _same_value(factor, a.settings[factor], PAPER_CHOICE[factor]) and (
-        factor not in PAPER_RIVAL or _same_value(factor, b.settings[factor], PAPER_RIVAL[factor]))
+    """Whether the paper's conclusions predict a >= b: both are configurations of its grid, a holds its choice, b a
+    value it was compared with."""
+    return in_paper_grid(a) and in_paper_grid(b) and _same_value(factor, a.settings[factor], PAPER_CHOICE[factor]) \
+        and (factor not in PAPER_RIVAL or _same_value(factor, b.settings[factor], PAPER_RIVAL[factor]))
 
 
 def pair_row(factor: str, a: Configuration, b: Configuration, settings: Bootstrap = Bootstrap()) -> dict[str, Any]:

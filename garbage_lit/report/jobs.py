@@ -10,8 +10,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from garbage_lit.run.folder import COMPLETED, FAILED, INTERRUPTED, MISSING, RUNNING, planned_jobs, read_metrics
-from garbage_lit.run.predictions import read_predictions
+from garbage_lit.records.folder import COMPLETED, FAILED, INTERRUPTED, MISSING, RUNNING, planned_jobs, read_metrics
+from garbage_lit.records.predictions import read_predictions
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from garbage_lit.models.backbones import is_pretrained_source
+from garbage_lit.records.folder import is_pretrained_source
 from garbage_lit.report.jobs import JobResult
 from garbage_lit.report.tables import Configuration
 

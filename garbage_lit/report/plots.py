@@ -8,8 +8,8 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from garbage_lit.records.folder import ACC, LOSS, TEST, TEST_ACC, TRAIN, metric_key
 from garbage_lit.report.tables import Configuration, mean_std
-from garbage_lit.run.folder import ACC, LOSS, TEST, TEST_ACC, TRAIN, metric_key
 
 
 def learning_curves_figure(configs: Sequence[Configuration]) -> Figure:

@@ -6,8 +6,8 @@ import csv
 import shlex
 from pathlib import Path
 
-from garbage_lit.report.writers import markdown_table
-from garbage_lit.run.folder import COMPLETED, TEST_ACC, TEST_RECALL, TRIALS_FILE, read_search
+from garbage_lit.records.folder import COMPLETED, TEST_ACC, TEST_RECALL, TRIALS_FILE, read_search
+from garbage_lit.records.tables import markdown_table
 
 PLOTS = ("optimization_history.png", "param_importances.png", "slice.png")  # as garbage_lit.search.outputs draws
 

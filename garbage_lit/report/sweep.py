@@ -15,7 +15,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from garbage_lit.report.claims import NONE_TESTED, NOT_TESTED, Bootstrap, Claims, judge_claims
+from garbage_lit.records.folder import (
+    COMPLETED,
+    COVERAGE_FILE,
+    GALLERY_FILE,
+    RELIABILITY_FILE,
+    TEMPERATURE,
+    TEST_ACC,
+    TEST_ECE,
+)
+from garbage_lit.records.tables import format_cell, markdown_table, write_csv
+from garbage_lit.report.claims import (
+    NONE_TESTED,
+    NOT_PAPER_SWEEP,
+    NOT_TESTED,
+    Bootstrap,
+    Claims,
+    in_paper_grid,
+    judge_claims,
+)
 from garbage_lit.report.jobs import JobResult, load_sweep
 from garbage_lit.report.paper import (
     NOT_IN_SWEEP,
@@ -36,20 +54,11 @@ from garbage_lit.report.tables import (
     group_configurations,
     jobs_table,
     paper_table,
+    per_class_table,
     summary_table,
 )
-from garbage_lit.report.writers import format_cell, markdown_table, write_csv
-from garbage_lit.run.folder import (
-    COMPLETED,
-    COVERAGE_FILE,
-    GALLERY_FILE,
-    RELIABILITY_FILE,
-    TEMPERATURE,
-    TEST_ACC,
-    TEST_ECE,
-)
 
-SUMMARY_COLUMNS = [*(f"{key} ± std" for key in SUMMARY_METRICS), "weights", "s/epoch", "best epoch", "status"]
+SUMMARY_COLUMNS = ["weights", "s/epoch", "best epoch", "status"]  # after the metrics' columns
 EPOCH_NOTE = ("Epochs are counted from 0 in every table and plot, as in metrics.json, Lightning's progress bar and "
               "the paper's figure 6: epoch 9 is the tenth.")
 
@@ -69,6 +78,7 @@ class SweepReport:
     split_sha256: str | None
     other_split_jobs: list[JobResult]
     claims: Claims
+    per_class_rows: list[dict[str, Any]]
 
     @property
     def unfinished(self) -> list[JobResult]:
@@ -85,8 +95,10 @@ class SweepReport:
         return [job.rerun_command() for job in self.unfinished]
 
     def summary_markdown(self) -> str:
+        """The summary's metrics as "mean ± std (n=...)" when some configuration ran several seeds, else plain."""
+        metrics = [f"{key} ± std" if self._several_seeds() else key for key in SUMMARY_METRICS]
         return markdown_table(self.summary_rows,
-                              self._setting_columns() + SUMMARY_COLUMNS + bin_keys(self.configurations))
+                              self._setting_columns() + metrics + SUMMARY_COLUMNS + bin_keys(self.configurations))
 
     def epochs_markdown(self) -> str:
         return markdown_table(_paired_epochs(self.paper_rows), None)
@@ -106,8 +118,14 @@ class SweepReport:
             *([f"Not in this sweep: {'; '.join(absent)}."] if absent else [])])
 
     def claims_markdown(self) -> str:
-        """Each of the paper's conclusions with our verdict and numbers, then the pairs and speeds behind them."""
+        """Each of the paper's conclusions with our verdict and numbers, then the pairs and speeds behind them; one
+        line instead of the verdicts when the sweep holds none of the paper's configurations."""
         boot = self.claims.bootstrap
+        pairs = ["### One-factor pairs (final test accuracy)", "", markdown_table(self.claims.pair_rows, None), "",
+                 "### Learning speed", "", markdown_table(self.claims.speed_rows, None) if self._epochs() > 1
+                 else "The sweep ran one epoch: every job is at its final accuracy after it, so no learning speed."]
+        if not any(in_paper_grid(config) for config in self.configurations):
+            return "\n".join([NOT_PAPER_SWEEP, "", *pairs])
         claims = [f"- **{row['claim']}**: {row['verdict']}. {row['numbers']}" for row in self.claims.claim_rows]
         if all(row["verdict"] == NOT_TESTED for row in self.claims.claim_rows):
             claims = [NONE_TESTED]
@@ -116,10 +134,13 @@ class SweepReport:
             f"Verdicts compare the paper's choice with the other value (paper's choice minus other): *holds* when "
             f"the {boot.confidence:.0%} interval of a paired bootstrap over the test images ({boot.resamples} "
             f"resamples) is above 0, *reversed* when below 0, else *within noise*. low/high: that interval; seed "
-            f"spread: std over seeds of the per-seed difference.", "",
-            "### One-factor pairs (final test accuracy)", "", markdown_table(self.claims.pair_rows, None), "",
-            "### Learning speed", "", markdown_table(self.claims.speed_rows, None) if self._epochs() > 1
-            else "The sweep ran one epoch: every job is at its final accuracy after it, so no learning speed."])
+            f"spread: std over seeds of the per-seed difference.", "", *pairs])
+
+    def per_class_markdown(self) -> str:
+        """Each class's final test accuracy per configuration (the seeds' mean), classes as rows."""
+        if not self.per_class_rows:
+            return "No completed job recorded per-class accuracy."
+        return markdown_table(self.per_class_rows, None)
 
     def insight_markdown(self) -> str:
         """Each completed job's accuracy beside its calibration, with links to its final test's pictures."""
@@ -148,7 +169,9 @@ class SweepReport:
                  f"{done} of {len(self.jobs)} jobs completed." + _data_line(self.jobs), "",
                  *([_fixed_line(self.jobs), ""] if self.jobs else []),
                  _split_line(self), "", EPOCH_NOTE, "",
-                 "## Summary (sorted by final test accuracy; mean ± std over seeds)", "", self.summary_markdown(), "",
+                 f"## Summary (sorted by final test accuracy; {self._seeds_said()})", "", self.summary_markdown(), "",
+                 "## Per-class test accuracy (one row per class, one column per configuration; mean over seeds)", "",
+                 self.per_class_markdown(), "",
                  "## Mistakes and calibration per job", "", self.insight_markdown(), "",
                  "## Per-epoch train and test loss / accuracy (as the paper's figure 6; mean over seeds)", "",
                  self.epochs_markdown(), "",
@@ -158,6 +181,15 @@ class SweepReport:
             parts += ["## Jobs that did not complete", "", self.unfinished_markdown(), ""]
         parts += ["![learning curves](learning_curves.png)", "", "![accuracy](accuracy_comparison.png)", ""]
         return "\n".join(parts)
+
+    def _several_seeds(self) -> bool:
+        return any(len(config.final(TEST_ACC)) > 1 for config in self.configurations)
+
+    def _seeds_said(self) -> str:
+        """``mean ± std over seeds`` when some configuration ran several, else that each ran once."""
+        if self._several_seeds():
+            return "mean ± std over seeds; n: completed seeds"
+        return "one completed job per configuration, so no spread"
 
     def _epochs(self) -> int:
         """The most epochs any completed job ran."""
@@ -177,20 +209,22 @@ def build_report(sweep_dir: str | Path, reference_path: str | Path = REFERENCE_P
     split_sha256, other_split = common_split(jobs)
     return SweepReport(sweep_dir, jobs, configs, paper_table(configs), summary_table(configs),
                        comparison_table(configs, reference), jobs_table(jobs, split_sha256), reference,
-                       split_sha256, other_split, judge_claims(configs, bootstrap))
+                       split_sha256, other_split, judge_claims(configs, bootstrap), per_class_table(configs))
 
 
 def write_report(report: SweepReport, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write the Markdown, CSV and PNG files (into the sweep folder by default); return them by name."""
     out = Path(out_dir) if out_dir else report.sweep_dir
     out.mkdir(parents=True, exist_ok=True)
-    files = {name: out / name for name in ("report.md", "summary.csv", "paper_table.csv", "paper_comparison.csv",
-                                           "claims.csv", "claim_pairs.csv", "learning_speed.csv", "jobs.csv",
-                                           "learning_curves.png", "accuracy_comparison.png")}
+    files = {name: out / name for name in ("report.md", "summary.csv", "per_class.csv", "paper_table.csv",
+                                           "paper_comparison.csv", "claims.csv", "claim_pairs.csv",
+                                           "learning_speed.csv", "jobs.csv", "learning_curves.png",
+                                           "accuracy_comparison.png")}
     files["report.md"].write_text(report.markdown(), encoding="utf-8")
     summary_columns = [c for c in report.summary_rows[0] if not c.endswith("± std")] \
         if report.summary_rows else []
     write_csv(files["summary.csv"], report.summary_rows, summary_columns)
+    write_csv(files["per_class.csv"], report.per_class_rows)
     write_csv(files["paper_table.csv"], report.paper_rows)
     write_csv(files["paper_comparison.csv"], report.comparison_rows)
     write_csv(files["claims.csv"], report.claims.claim_rows)

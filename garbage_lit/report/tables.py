@@ -8,13 +8,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from garbage_lit.report.jobs import JobResult
-from garbage_lit.run.folder import (
+from garbage_lit.records.folder import (
     ACC,
     BIN_ACC,
     BIN_RECALL,
     COMPLETED,
     LOSS,
+    PER_CLASS_ACC,
     TEST,
     TEST_ACC,
     TEST_ECE,
@@ -22,6 +22,7 @@ from garbage_lit.run.folder import (
     TRAIN,
     metric_key,
 )
+from garbage_lit.report.jobs import JobResult
 
 # Override keys behind the paper's four columns (model, batch size, optimizer, lr); `seed` tells repeats apart.
 PAPER_OVERRIDES = ("model", "optim", "lr", "batch_size")
@@ -36,7 +37,7 @@ SUMMARY_METRICS = (TEST_ACC, TEST_RECALL, TEST_ECE)
 
 def optimizer_label(optim: dict[str, Any]) -> str:
     """``SGD``, ``SGD (momentum 0.9)``, ``Adam``: the class name plus the momentum when there is one."""
-    name = str(optim.get("_target_", "?")).rsplit(".", 1)[-1]
+    name = str(optim.get("algorithm") or optim.get("_target_", "?")).rsplit(".", 1)[-1]  # older runs: _target_
     momentum = optim.get("momentum")
     return f"{name} (momentum {momentum:g})" if isinstance(momentum, (int, float)) and momentum else name
 
@@ -188,6 +189,15 @@ def paper_table(configs: Sequence[Configuration]) -> list[dict[str, Any]]:
                     row[f"epoch {epoch} {key}"] = _mean(config.epoch_values(epoch, key))
         rows.append(row)
     return rows
+
+
+def per_class_table(configs: Sequence[Configuration]) -> list[dict[str, Any]]:
+    """One row per class: its final test accuracy in each configuration (the mean over its completed seeds; None where
+    the class had no test images), columns named by the configurations' labels, classes in the first job's order."""
+    per_job = {config.label: [j.final.get(PER_CLASS_ACC) or {} for j in config.completed] for config in configs}
+    classes = list(dict.fromkeys(name for jobs in per_job.values() for accuracies in jobs for name in accuracies))
+    return [{"class": name, **{label: _mean([a[name] for a in jobs if a.get(name) is not None])
+                               for label, jobs in per_job.items()}} for name in classes]
 
 
 def bin_keys(configs: Sequence[Configuration]) -> list[str]:

@@ -21,25 +21,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
-from hydra.errors import CompactHydraException, InstantiationException
 from omegaconf import DictConfig
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
-from garbage_lit.atomic import no_space_left
-from garbage_lit.config import ConfigError
-from garbage_lit.data import DataError
-from garbage_lit.run.folder import CHECKPOINT_DIR, FAILED, INTERRUPTED, PRUNED, record_failure, run_status
-from garbage_lit.run.requeue import Requeued
+from garbage_lit.callbacks.requeue import Requeued
+from garbage_lit.records.atomic import no_space_left
+from garbage_lit.records.folder import CHECKPOINT_DIR, FAILED, INTERRUPTED, PRUNED, record_failure, run_status
+from garbage_lit.run.commands import ErrorMessage, user_error
 from garbage_lit.run.resume import resume_command
 
 log = logging.getLogger(__name__)
 
 EXIT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal's number, as shells report it
 SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
-
-
-class ErrorMessage(CompactHydraException):
-    """An error Hydra shows as its message alone (the traceback is in failure.log, and with HYDRA_FULL_ERROR=1)."""
 
 
 @contextmanager
@@ -112,8 +106,5 @@ def _recorded(run_dir: Path, exc: BaseException) -> BaseException:
                             f"there and resume it with\n  {command}\nor copy the run folder to a bigger disk and "
                             f"resume the copy: its training command with ckpt_path=<the copy>")
     record_failure(run_dir, exc)
-    # Hydra wraps what a `_target_` raised while being built (a logger that needs an extra, a server that is down).
-    cause = exc.__cause__ if isinstance(exc, InstantiationException) else exc
-    if isinstance(cause, (ConfigError, DataError)):
-        return ErrorMessage(str(cause))
-    return exc
+    error = user_error(exc)
+    return ErrorMessage(str(error)) if error is not None else exc

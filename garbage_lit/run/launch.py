@@ -1,4 +1,5 @@
-"""Per-launch set-up of a job: its GPU or share of the cores in a sweep, DataLoader workers that start, DDP ranks."""
+"""Per-launch set-up of a job: CPU threads, its GPU or share of the cores in a sweep, DataLoader workers that start,
+DDP ranks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, open_dict, read_write
 
-from garbage_lit.config import ConfigError
+from garbage_lit.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -31,18 +32,42 @@ def use_platform_start_method() -> str | None:
     return method
 
 
+def start_command(cfg: DictConfig) -> None:
+    """The start of evaluate, predict, export and audit: their CPU threads (``threads``; null: torch's default), and
+    Python warnings (the data scan's, say) into the command's log file as well as on the console."""
+    logging.captureWarnings(True)
+    set_threads(cfg.get("threads"))
+
+
 def prepare_sweep_job(cfg: DictConfig) -> None:
-    """Call at the start of a Hydra job: in a multirun, one GPU (or a share of the cores) per job, working workers."""
+    """The start of a training job: warnings into ``train.log``, an accelerator the machine has, and in a multirun one
+    GPU (or a share of the cores) per job and DataLoader workers that start."""
+    logging.captureWarnings(True)
     hydra_cfg = HydraConfig.get()
     use_platform_start_method()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    check_accelerator(cfg.trainer)
     assign_job_gpu(cfg, hydra_cfg.job.num if multirun else None)
     parallel = multirun and "joblib" in str(hydra_cfg.launcher.get("_target_", ""))
     share_cpu_threads(cfg, hydra_cfg.launcher.n_jobs if parallel else None)
 
 
+def set_threads(threads: object) -> int | None:
+    """Set torch's CPU threads to ``threads`` (the ``threads=`` of every command); None leaves torch's choice."""
+    if threads is None:
+        return None
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ConfigError(f"threads={threads!r} is not allowed: threads must be an integer >= 1 "
+                          f"(torch CPU threads), or threads=null to choose automatically")
+    import torch
+
+    torch.set_num_threads(threads)
+    log.info("torch uses %d CPU threads (threads=%d)", threads, threads)
+    return threads
+
+
 def share_cpu_threads(cfg: DictConfig, n_jobs: int | None, cpu_count: int | None = None) -> int | None:
-    """Set torch's CPU threads for this job; return the number set (None: left as torch chose).
+    """Set torch's CPU threads for a training job; return the number set (None: left as torch chose).
 
     ``threads`` (top-level) always wins. Otherwise ``n_jobs`` jobs running at once on the CPU (the
     joblib launcher, ``hydra/launcher=parallel``; negative counts as joblib reads them) get
@@ -51,14 +76,8 @@ def share_cpu_threads(cfg: DictConfig, n_jobs: int | None, cpu_count: int | None
     """
     import torch
 
-    threads = cfg.get("threads")
-    if threads is not None:
-        if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-            raise ConfigError(f"threads={threads!r} is not allowed: threads must be an integer >= 1 "
-                              f"(torch CPU threads per job), or threads=null to choose automatically")
-        torch.set_num_threads(threads)
-        log.info("torch uses %d CPU threads (threads=%d)", threads, threads)
-        return threads
+    if cfg.get("threads") is not None:
+        return set_threads(cfg.threads)
     accelerator = str(cfg.trainer.get("accelerator", "auto"))
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
     if n_jobs is None or not on_cpu:
@@ -74,6 +93,22 @@ def share_cpu_threads(cfg: DictConfig, n_jobs: int | None, cpu_count: int | None
     log.info("%d jobs at once on %d cores: torch uses %d CPU threads per job (set threads= to change)",
              at_once, cores, share)
     return share
+
+
+def check_accelerator(trainer_cfg: DictConfig) -> None:
+    """Refuse, before any data is read, an accelerator this machine does not have (``trainer=gpu`` without a GPU)."""
+    import torch
+
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        build = f"torch {torch.__version__}" + (" is a CPU-only build" if torch.version.cuda is None
+                                                 else f" (CUDA {torch.version.cuda}) sees no GPU on this machine")
+        raise ConfigError(f"trainer.accelerator={accelerator} (trainer=gpu) asks for an NVIDIA GPU, but {build}. "
+                          f"Leave out trainer=gpu to train on the CPU (trainer.accelerator=auto picks a GPU when "
+                          f"there is one), or run on a machine with a GPU and a CUDA build of torch")
+    if accelerator == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.accelerator=mps asks for Apple's GPU, which this machine does not have; set "
+                          "trainer.accelerator=auto or cpu")
 
 
 def gpu_for_job(job_num: int, num_gpus: int) -> int:

@@ -27,8 +27,8 @@ import yaml
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities import rank_zero_only
 
-from garbage_lit.config import ConfigError
-from garbage_lit.run.folder import (
+from garbage_lit.errors import ConfigError
+from garbage_lit.records.folder import (
     CHECKPOINT_DIR,
     COMPLETED,
     MANIFEST_FILE,
@@ -224,7 +224,7 @@ def leave_pointer(launch_dir: str | Path, run_dir: Path) -> None:
 
 def continue_in(cfg: DictConfig, point: ResumePoint) -> None:
     """Point ``cfg`` (output folder, split) at the resumed run and start its new attempt there
-    (:func:`~garbage_lit.run.folder.start_attempt`); leave a note in the launch's own folder."""
+    (:func:`~garbage_lit.records.folder.start_attempt`); leave a note in the launch's own folder."""
     run_dir = point.run_dir.resolve()
     leave_pointer(cfg.paths.output_dir, run_dir)
     with open_dict(cfg):

@@ -19,8 +19,9 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial, TrialState
 
-from garbage_lit.report.writers import write_csv
-from garbage_lit.run.folder import SEARCH_FILE, TRIALS_FILE, write_json_atomic
+from garbage_lit.records.atomic import write_json_atomic
+from garbage_lit.records.folder import SEARCH_FILE, TRIALS_FILE
+from garbage_lit.records.tables import write_csv
 from garbage_lit.search.storage import shown
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Overrid
 from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
 from optuna.trial import Trial
 
-from garbage_lit.config import ConfigError
+from garbage_lit.errors import ConfigError
 
 
 def distribution(override: Override) -> BaseDistribution:

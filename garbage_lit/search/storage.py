@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from garbage_lit.config import ConfigError
+from garbage_lit.errors import ConfigError
 
 JOURNAL = "journal:"
 

@@ -24,8 +24,8 @@ from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
-from garbage_lit.config import ConfigError
-from garbage_lit.run.folder import COMPLETED, FAILED, MULTIRUN_FILE, read_metrics, read_search
+from garbage_lit.errors import ConfigError
+from garbage_lit.records.folder import COMPLETED, FAILED, MULTIRUN_FILE, read_metrics, read_search
 from garbage_lit.search.outputs import write_outputs
 from garbage_lit.search.space import override_value, parse_space, suggest
 from garbage_lit.search.storage import check_driver, open_storage, shown

@@ -23,7 +23,7 @@ from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import SlurmLauncher as SubmititSlurmLauncher
 from omegaconf import OmegaConf, open_dict
 
-from garbage_lit.run.folder import COMPLETED, PRUNED, record_failure, run_status
+from garbage_lit.records.folder import COMPLETED, PRUNED, record_failure, run_status
 
 log = logging.getLogger(__name__)
 

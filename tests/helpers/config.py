@@ -17,7 +17,7 @@ def compose_fast_cfg(base_dir: Path, *overrides: str, output_dir: Path | None = 
         cfg = compose(config_name="train", overrides=["debug=fast", *overrides])
     with open_dict(cfg):
         cfg.paths.output_dir = str(output_dir or base_dir / "run")
-        cfg.paths.cache_dir = str(base_dir / "cache")
+        cfg.cache.dir = str(base_dir / "cache")
     return cfg
 
 def compose_app(config_name: str, output_dir: Path, *overrides: str) -> DictConfig:

@@ -8,6 +8,8 @@ from functools import partial
 import torch
 from torch.optim.lr_scheduler import LambdaLR
 
+from garbage_lit.errors import ConfigError
+
 
 def warmup_cosine_factor(epoch: int, warmup_epochs: int, max_epochs: int, min_factor: float) -> float:
     """Linear ramp to 1 over ``warmup_epochs`` (epoch 0 at ``1/(warmup_epochs+1)``), then cosine to ``min_factor``."""
@@ -33,7 +35,7 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_epochs: int = 1, max_
                   min_factor: float = 0.0) -> LambdaLR:
     """Per-epoch linear warm-up, then cosine decay, in closed form (so resuming is exact)."""
     if not 0 <= warmup_epochs < max_epochs:
-        raise ValueError(f"scheduler.warmup_epochs={warmup_epochs} must lie in [0, epochs={max_epochs})")
+        raise ConfigError(f"scheduler.warmup_epochs={warmup_epochs} must lie in [0, epochs={max_epochs})")
     return GroupsAddedLaterKeepTheirLR(
         optimizer, partial(warmup_cosine_factor, warmup_epochs=warmup_epochs, max_epochs=max_epochs,
                            min_factor=min_factor))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,3 +50,15 @@ def atomic_write(path: str | Path, mode: str = "w", fsync: bool = False, **open_
         if full is not None and full.filename is None:
             raise OSError(full.errno, os.strerror(full.errno), str(path)) from exc
         raise
+
+
+def write_json_atomic(path: Path, payload: dict) -> None:
+    """Write JSON atomically (:func:`atomic_write`), so a reader never sees half a file."""
+    with atomic_write(path, encoding="utf-8") as handle:
+        handle.write(json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable))
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return str(value)

@@ -1,5 +1,5 @@
-"""Checkpoints: written so that a kill at any moment cannot corrupt them, and loaded back for evaluation,
-prediction or export with the model's classes and preprocessing.
+"""A trained model loaded back from its checkpoint for evaluation, prediction or export, with its classes and
+preprocessing.
 
 Checkpoints carry the backbone's zoo and architecture, class names and evaluation preprocessing in their
 hyperparameters, so nothing else (no training config, no ImageNet weights) is needed to use them. A run's
@@ -14,37 +14,15 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from torchvision.transforms import v2
 
-from garbage_lit.atomic import atomic_write
 from garbage_lit.data.transforms import build_transforms, kept_margin
+from garbage_lit.errors import CheckpointError
 from garbage_lit.models.classifier import GarbageClassifier
 from garbage_lit.models.inference import Ensemble
-from garbage_lit.run.folder import CHECKPOINT_DIR, MODEL_FILE
+from garbage_lit.records.folder import CHECKPOINT_DIR, MODEL_FILE
 
 PREPROCESSING_KEYS = ("image_size", "resize_size", "interpolation", "mean", "std")
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Write each checkpoint to a temporary file beside its target, flush it to disk, then rename it
-    (:func:`~garbage_lit.run.folder.atomic_write`).
-
-    So ``last.ckpt`` is always either the previous complete checkpoint or the new complete one, and a failed
-    write (a kill, a full disk) leaves nothing behind. (Lightning's default goes through a temporary file in the
-    system temp folder and then *moves* it, which is a copy when that folder sits on another file system, and
-    leaves the temporary file behind when the process is killed.) Remote paths (``s3://`` and the like) keep
-    Lightning's own writer.
-    """
-
-    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | Path, storage_options: Any | None = None) -> None:
-        if "://" in str(path):
-            super().save_checkpoint(checkpoint, path, storage_options)
-            return
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options")
-        with atomic_write(path, "wb", fsync=True) as handle:
-            torch.save(checkpoint, handle)
 
 
 def load_classifier(ckpt: str | Path) -> GarbageClassifier:
@@ -54,23 +32,24 @@ def load_classifier(ckpt: str | Path) -> GarbageClassifier:
     """
     path = Path(ckpt).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"ckpt={ckpt}: no such checkpoint file; point ckpt= at a .ckpt written by "
+        raise CheckpointError(f"ckpt={ckpt}: no such checkpoint file; point ckpt= at a .ckpt written by "
                                 f"training (e.g. outputs/<run>/{Path(CHECKPOINT_DIR) / MODEL_FILE})")
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("state_dict") or {}  # no tensor read
     if state and not any(key.startswith("backbone.") for key in state):
         run_dir = path.parent.parent if path.parent.name == CHECKPOINT_DIR else path.parent
-        raise ValueError(f"ckpt={path} holds only the head: it is a training checkpoint of a run on cached backbone "
-                         f"features. Evaluate, predict and export take the run's whole model, "
-                         f"{run_dir / CHECKPOINT_DIR / MODEL_FILE}; if the run stopped before writing it, resume the "
-                         f"run (add ckpt_path={run_dir} to its training command)")
+        raise CheckpointError(f"ckpt={path} holds only the head: it is a training checkpoint of a run on cached "
+                              f"backbone features. Evaluate, predict and export take the run's whole model, "
+                              f"{run_dir / CHECKPOINT_DIR / MODEL_FILE}; if the run stopped before writing it, "
+                              f"resume the run (add ckpt_path={run_dir} to its training command)")
     try:
         model = GarbageClassifier.load_from_checkpoint(path, weights="none", map_location="cpu", weights_only=True)
     except (KeyError, RuntimeError, TypeError) as exc:
-        raise ValueError(f"ckpt={path} is not a garbage-lit classifier checkpoint ({type(exc).__name__}: {exc})") \
+        raise CheckpointError(f"ckpt={path} is not a garbage-lit classifier checkpoint "
+                              f"({type(exc).__name__}: {exc})") \
             from exc
     missing = [key for key in PREPROCESSING_KEYS if key not in (model.hparams.get("preprocessing") or {})]
     if missing:
-        raise ValueError(f"ckpt={path} does not record its preprocessing ({', '.join(missing)} missing); "
+        raise CheckpointError(f"ckpt={path} does not record its preprocessing ({', '.join(missing)} missing); "
                          f"it was not written by garbage_lit.train")
     return model.eval()
 
@@ -94,7 +73,7 @@ def load_for_inference(ckpt: str | Path | Sequence[str | Path], flip_tta: bool |
             differing["class_names"] = (models[0].class_names, model.class_names)
         if differing:
             said = "; ".join(f"{key} {first} there, {this} here" for key, (first, this) in differing.items())
-            raise ValueError(f"ckpt={path} cannot be averaged with ckpt={paths[0]}: {said}"
+            raise CheckpointError(f"ckpt={path} cannot be averaged with ckpt={paths[0]}: {said}"
                              + ". An ensemble's checkpoints must agree: set image_size=, resize_size= or flip_tta= "
                                "for all of them, or ensemble checkpoints of the same classes")
     flip = settings[0].pop("flip_tta")
@@ -105,7 +84,7 @@ def checkpoint_paths(ckpt: str | Path | Sequence[str | Path]) -> list[Path]:
     """``ckpt=`` as a list of paths: one checkpoint, or several (an ensemble)."""
     paths = [Path(ckpt)] if isinstance(ckpt, (str, Path)) else [Path(path) for path in ckpt]
     if not paths:
-        raise ValueError("ckpt=[] names no checkpoint; give one path or a list of them")
+        raise CheckpointError("ckpt=[] names no checkpoint; give one path or a list of them")
     return paths
 
 

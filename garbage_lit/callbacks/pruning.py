@@ -8,6 +8,7 @@ import logging
 import optuna
 import pytorch_lightning as pl
 
+from garbage_lit.errors import ConfigError
 from garbage_lit.search.storage import open_storage
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ class OptunaPruning(pl.Callback):
     def __init__(self, monitor: str, storage: str | None, study_name: str | None, trial_id: int | None,
                  pruner: optuna.pruners.BasePruner | None = None) -> None:
         if trial_id is not None and not str(monitor).startswith("val/"):
-            raise ValueError(f"callbacks.optuna_pruning.monitor={monitor!r}: pruning must watch a validation "
+            raise ConfigError(f"callbacks.optuna_pruning.monitor={monitor!r}: pruning must watch a validation "
                              f"metric (val/...), never the test split; set optimized_metric=val/acc")
         self.monitor = monitor
         self.trial = (_trial(storage, study_name, trial_id, pruner)
@@ -50,7 +51,7 @@ class OptunaPruning(pl.Callback):
             return
         value = trainer.callback_metrics.get(self.monitor)
         if value is None:
-            raise KeyError(f"callbacks.optuna_pruning.monitor={self.monitor!r} was not logged; logged metrics: "
+            raise ConfigError(f"callbacks.optuna_pruning.monitor={self.monitor!r} was not logged; logged metrics: "
                            f"{', '.join(sorted(trainer.callback_metrics))} (is data.val_ratio > 0?)")
         epoch = trainer.current_epoch
         self.trial.report(float(value), step=epoch)

@@ -21,7 +21,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from garbage_lit.atomic import atomic_write
+from garbage_lit.records.atomic import atomic_write, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -93,16 +93,9 @@ TEST_BIN_ACC = metric_key(TEST, BIN_ACC)
 TEST_ECE = metric_key(TEST, ECE)
 
 
-def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write JSON atomically (:func:`~garbage_lit.atomic.atomic_write`), so a reader never sees half a file."""
-    with atomic_write(path, encoding="utf-8") as handle:
-        handle.write(json.dumps(payload, indent=2, ensure_ascii=False, default=_jsonable))
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
+def is_pretrained_source(weights_source: str) -> bool:
+    """Whether a run's ``weights_source`` (metrics.json) names loaded weights, not a random init (``none ...``)."""
+    return not weights_source.startswith("none")
 
 
 def read_metrics(run_dir: str | Path) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""The one CSV writer and the one Markdown-table writer, for the sweep report, the search report and the study."""
+"""Tables as files: the one CSV writer (and its reader) and the one Markdown-table writer, used by every part that
+writes a table (run folders, the reports, the search, evaluate, predict, the audit)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from garbage_lit.atomic import atomic_write
+from garbage_lit.records.atomic import atomic_write
 
 
 def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> None:
@@ -17,6 +18,12 @@ def write_csv(path: Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]
         writer = csv.DictWriter(handle, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows({k: "" if row.get(k) is None else row.get(k) for k in columns} for row in rows)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """The rows of a CSV file written by :func:`write_csv`, as dicts of strings keyed by its header."""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
 def format_cell(value: Any) -> str:

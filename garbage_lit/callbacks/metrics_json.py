@@ -10,7 +10,8 @@ from typing import Any
 import pytorch_lightning as pl
 from pytorch_lightning.utilities import rank_zero_only
 
-from garbage_lit.run.folder import METRICS_FILE, TEST, TRAIN, VAL, read_metrics, write_json_atomic
+from garbage_lit.records.atomic import write_json_atomic
+from garbage_lit.records.folder import METRICS_FILE, TEST, TRAIN, VAL, read_metrics
 
 
 def _clean(value: float) -> float | None:

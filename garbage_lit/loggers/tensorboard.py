@@ -14,57 +14,34 @@ optimizer or model a sweep compares. So each job
 from __future__ import annotations
 
 import fnmatch
+import io
 import time
 from argparse import Namespace
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
 from pytorch_lightning.loggers import TensorBoardLogger
 from pytorch_lightning.utilities import rank_zero_only
 from tensorboard.compat.proto import summary_pb2
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard.writer import FileWriter
 
-from garbage_lit.run.folder import planned_jobs
+from garbage_lit.loggers.names import sweep_run_name, varied_overrides
+from garbage_lit.loggers.summary import RunSummary
 
 # Columns every sweep is read by; with the swept knobs they come first in the HParams table.
 ALWAYS_SHOWN = ("model", "optimizer", "lr", "batch_size")
 # Override keys (as typed on the command line or in hydra.sweeper.params) -> the hparam that shows them.
 HPARAM_OF_OVERRIDE = {
     "model": "model", "model.arch": "model", "model.zoo": "model",
-    "optim": "optimizer", "optim._target_": "optimizer",
+    "optim": "optimizer", "optim.algorithm": "optimizer",
     "lr": "lr", "optim.lr": "lr", "batch_size": "batch_size", "epochs": "epochs", "seed": "seed",
     "scheduler": "scheduler", "model.freeze_backbone": "freeze_backbone", "model.weights": "weights",
     "data": "data", "data.root": "data",
 }
-MAX_RUN_NAME = 200  # characters; a folder name may hold 255 bytes
-
-
-def varied_overrides() -> dict[str, str]:
-    """This job's overrides whose values differ between the jobs of its sweep, in the sweep's order.
-
-    Read from the sweep's ``multirun.yaml`` (the grid Hydra's basic sweeper expands); empty outside a
-    multirun, and for sweepers that choose their jobs as they go.
-    """
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
-        return {}
-    hydra_cfg = HydraConfig.get()
-    own = dict(_split(o) for o in hydra_cfg.overrides.task)
-    values: dict[str, set[str]] = {}
-    for job in planned_jobs(Path(hydra_cfg.sweep.dir)):
-        for key, value in map(_split, job):
-            values.setdefault(key, set()).add(value)
-    return {key: own[key] for key, seen in values.items() if len(seen) > 1 and key in own}
-
-
-def sweep_run_name() -> str:
-    """The TensorBoard run (sub-folder of ``tensorboard/``) of this job: ``optim=adam,lr=0.01``; '' outside sweeps."""
-    name = ",".join(f"{key}={value}" for key, value in varied_overrides().items())
-    return name.replace("/", "_")[:MAX_RUN_NAME]
 
 
 class SweepTensorBoardLogger(TensorBoardLogger):
@@ -117,16 +94,28 @@ class SweepTensorBoardLogger(TensorBoardLogger):
             writer.add_summary(_summary(tag, plugin_data))
         writer.close()
 
+    def plan_keys(self, keys: Iterable[str]) -> None:
+        """Nothing to plan: TensorBoard takes any tag."""
+
+    @rank_zero_only
+    def log_png(self, tag: str, png: bytes, step: int) -> None:
+        """The picture under Images, as drawn."""
+        picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+        self.experiment.add_image(tag, picture, global_step=step, dataformats="HWC")
+
+    @rank_zero_only
+    def log_summary(self, summary: RunSummary) -> None:
+        """The HParams table's row (its columns: see :meth:`log_hyperparams`) and the confusion matrix picture."""
+        self.log_hyperparams(summary.hparams)
+        for tag, png in summary.pictures.items():
+            self.log_png(tag, png, summary.step)
+        self.save()
+
 
 def _summary(tag: str, plugin_data: plugin_data_pb2.HParamsPluginData) -> summary_pb2.Summary:
     """One hparams-plugin summary (what tensorboard.plugins.hparams.summary builds, without TensorFlow)."""
     return summary_pb2.Summary(value=[summary_pb2.Summary.Value(
         tag=tag, metadata=metadata.create_summary_metadata(plugin_data))])
-
-
-def _split(override: str) -> tuple[str, str]:
-    key, _, value = override.partition("=")
-    return key, value
 
 
 def _plain(value: Any) -> bool | int | float | str:
