@@ -26,6 +26,7 @@ from omegaconf import DictConfig, open_dict
 from garbage_lit.callbacks.metrics_json import MetricsJson
 from garbage_lit.config import CONFIG_DIR
 from garbage_lit.models.resolvers import register_resolvers
+from garbage_lit.run.components import data_module
 
 from common import parser as common_parser
 from common import report, subset, workdir
@@ -47,7 +48,7 @@ def compose_cfg(args: argparse.Namespace, data: Path, work: Path) -> DictConfig:
 
 def build(cfg: DictConfig):
     pl.seed_everything(cfg.seed)
-    datamodule = instantiate(cfg.data)
+    datamodule = data_module(cfg)
     datamodule.setup("fit")
     model = instantiate(cfg.model, _convert_="all", num_classes=datamodule.num_classes,
                         optimizer=instantiate(cfg.optim))

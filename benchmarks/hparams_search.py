@@ -26,6 +26,7 @@ from torch import nn
 
 from garbage_lit.features.datamodule import FeatureDataModule
 from garbage_lit.models.resolvers import register_resolvers
+from garbage_lit.run.components import data_module
 
 from common import report
 
@@ -34,7 +35,7 @@ def cached_features(run_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Te
     """Train features (one view per image) and labels, val features and labels, feature size, classes of a run."""
     cfg = OmegaConf.load(run_dir / ".hydra" / "config.yaml")
     cfg.paths.output_dir = None  # ${hydra:runtime.output_dir} does not resolve outside Hydra; nothing is written
-    datamodule = instantiate(cfg.data)
+    datamodule = data_module(cfg)
     datamodule.setup("fit")
     model = instantiate(cfg.model, _convert_="all", num_classes=datamodule.num_classes)
     features = FeatureDataModule(datamodule, model.backbone, cfg.model.arch, cfg.cache.feature_views,

@@ -39,6 +39,7 @@ from garbage_lit.features.datamodule import FeatureDataModule
 from garbage_lit.features.dataset import FeatureDataset
 from garbage_lit.models.resolvers import register_resolvers
 from garbage_lit.records.folder import TEST_ACC
+from garbage_lit.run.components import data_module
 from garbage_lit.train import train
 
 from common import parser as common_parser
@@ -102,7 +103,7 @@ def compose_cfg(args: argparse.Namespace, data: Path, output_dir: Path) -> DictC
 
 def features_of(cfg: DictConfig) -> dict[str, FeatureDataset]:
     """The run's cached train and test features (filled here if the cache is cold), as the data module serves them."""
-    datamodule = instantiate(cfg.data)
+    datamodule = data_module(cfg)
     datamodule.setup("fit")
     model = instantiate(cfg.model, _convert_="all", num_classes=datamodule.num_classes)
     features = FeatureDataModule(datamodule, model.backbone, cfg.model.arch, cfg.cache.feature_views,

@@ -44,7 +44,6 @@ import numpy as np
 import torch
 import torchvision
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from matplotlib.figure import Figure
 from omegaconf import DictConfig, open_dict
 from PIL import Image
@@ -58,6 +57,7 @@ from garbage_lit.data.transforms import build_transforms
 from garbage_lit.features.datamodule import FeatureDataModule
 from garbage_lit.models import create_backbone
 from garbage_lit.models.resolvers import register_resolvers
+from garbage_lit.run.components import data_module
 
 from common import default_data, machine
 
@@ -153,7 +153,7 @@ def measure_scan(data: Path, work: Path) -> dict[str, float]:
 def fill_through_data_module(args: argparse.Namespace, data: Path, cache: Path, backbone: nn.Module) -> float:
     """Seconds to fill the train and test feature caches in ``cache`` through the data module."""
     cfg = compose_cfg(args, data, cache)
-    images = instantiate(cfg.data)
+    images = data_module(cfg)
     images.setup("fit")
     features = FeatureDataModule(images, backbone, args.model, cfg.cache.feature_views, cfg.cache.dir)
     start = time.perf_counter()

@@ -50,6 +50,7 @@ from garbage_lit.records.atomic import write_json_atomic
 from garbage_lit.records.folder import AUDIT_FILE, EXCLUDE_FILE, LABEL_ISSUES_FILE, LABEL_ISSUES_GALLERY
 from garbage_lit.run.commands import cli as command_line
 from garbage_lit.run.commands import one_line_errors
+from garbage_lit.run.components import data_module
 from garbage_lit.run.launch import start_command
 
 log = logging.getLogger(__name__)
@@ -65,7 +66,7 @@ def audit(cfg: DictConfig) -> dict[str, Any]:
     require_insight_packages()
     output_dir = Path(cfg.paths.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    images: GarbageDataModule = instantiate(cfg.data, cache_dir=cfg.cache.dir, scan_cache=cfg.cache.scan)
+    images = data_module(cfg, image_cache=False)
     if images.augments_training:
         raise ConfigError(f"the audit scores photos as a model sees them at test time, but data.rotation_degrees="
                           f"{cfg.data.rotation_degrees} and data.augment={cfg.data.augment} augment the training "
@@ -132,7 +133,7 @@ def conflicting_copies(images: GarbageDataModule, samples: list[Sample]) -> dict
     position = {s.path: i for i, s in enumerate(samples)}
     scanned = images.scan.samples
     copies: dict[int, list[str]] = {}
-    for group in images.duplicates:
+    for group in images.index.duplicates:
         if not group.cross_class:
             continue
         for member in group.members:

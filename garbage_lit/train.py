@@ -51,6 +51,7 @@ from garbage_lit.records.folder import (
 )
 from garbage_lit.records.provenance import provenance
 from garbage_lit.run import commands
+from garbage_lit.run.components import data_module
 from garbage_lit.run.failures import recording_stops
 from garbage_lit.run.launch import prepare_sweep_job, share_output_dir_with_ddp_ranks
 from garbage_lit.run.requeue import requeue_callbacks, requeue_point, trainer_plugins
@@ -87,8 +88,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     share_output_dir_with_ddp_ranks(output_dir)
     pl.seed_everything(cfg.seed, workers=True)
 
-    datamodule = instantiate(cfg.data, cache_dir=cfg.cache.dir, scan_cache=cfg.cache.scan,
-                             image_cache=cfg.cache.images)
+    datamodule = data_module(cfg)
     datamodule.setup("fit")
     model = instantiate(
         cfg.model,

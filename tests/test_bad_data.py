@@ -97,7 +97,7 @@ def test_ignored_files_are_listed_in_the_run_folder_and_counted_in_the_log_line(
     out = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # ignored files warn about nothing
-        with caplog.at_level(logging.INFO, logger="garbage_lit.data.datamodule"):
+        with caplog.at_level(logging.INFO, logger="garbage_lit.data.index"):
             GarbageDataModule(folder_dataset, output_dir=out, batch_size=4, strict=True).setup()  # nor refuse
     with (out / "data_problems.csv").open(encoding="utf-8") as handle:
         rows = [(r["file"], r["action"]) for r in csv.DictReader(handle)]

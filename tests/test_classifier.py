@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
@@ -11,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from garbage_lit.features.datamodule import backbone_detached
 from garbage_lit.models import GarbageClassifier
+from garbage_lit.training.optimizers import OptimizerFactory
 
 
 def _fit_one_epoch(model: GarbageClassifier) -> None:
@@ -24,7 +23,7 @@ def _fit_one_epoch(model: GarbageClassifier) -> None:
 
 def _model(freeze: bool) -> GarbageClassifier:
     return GarbageClassifier("resnet18", num_classes=3, weights="none", freeze_backbone=freeze,
-                             optimizer=partial(torch.optim.SGD, lr=0.1))
+                             optimizer=OptimizerFactory("torch.optim.SGD", lr=0.1))
 
 
 def test_frozen_backbone_trains_only_the_head_and_keeps_batchnorm_statistics():
@@ -35,7 +34,9 @@ def test_frozen_backbone_trains_only_the_head_and_keeps_batchnorm_statistics():
     for key, value in model.backbone.state_dict().items():
         assert torch.equal(value, backbone_before[key]), key  # weights and running stats alike
     assert not torch.equal(model.head.weight, head_before)
-    assert model.configure_optimizers().param_groups[0]["params"] == [model.head.weight, model.head.bias]
+    groups = model.configure_optimizers().param_groups  # the head's weight, and its bias without weight decay
+    assert [(g["name"], g["params"]) for g in groups] == [("head", [model.head.weight]),
+                                                          ("head/no_decay", [model.head.bias])]
 
 
 def test_unfrozen_backbone_is_fine_tuned():

@@ -46,7 +46,7 @@ def test_sweep_runs_one_job_per_combination_and_tensorboard_lists_them(folder_da
     assert len(runs) == 4
     scalar_tags = set().union(*(tags["scalars"] for tags in runs.values()))
     for tag in ("train/loss", "train/acc", "train/recall", "test/loss", "test/acc", "test/recall",
-                "lr-SGD", "test/per_class_acc/glass"):
+                "lr-SGD/head", "test/per_class_acc/glass"):
         assert tag in scalar_tags, tag
     hparams = multiplexer.PluginRunToTagToContent("hparams")
     assert len(hparams) == 4

@@ -89,14 +89,13 @@ def test_a_tracker_is_a_module_and_its_config(extension, folder_dataset):
 def test_a_data_layout_is_a_reader_and_its_config(extension, tmp_path, monkeypatch):
     module, add, run = extension
     photos = make_folder_dataset(tmp_path / "photos")
-    (tmp_path / "listing").mkdir()
-    rows = [f"{path},{path.parent.name}" for path in sorted(photos.glob("*/*.jpg"))]
-    (tmp_path / "listing" / "labels.csv").write_text("\n".join(rows))
+    rows = [f"{path.relative_to(photos)},{path.parent.name}" for path in sorted(photos.glob("*/*.jpg"))]
+    (photos / "labels.csv").write_text("\n".join(rows))
 
     def read_csv_listing(root: Path) -> layouts.ScanResult:  # in garbage_lit/data/layouts.py, as the row says
         lines = [line.split(",") for line in (root / "labels.csv").read_text().splitlines()]
         names = sorted({label for _, label in lines})
-        return layouts.ScanResult(root, "csv", names, [layouts.Sample(Path(path), names.index(label))
+        return layouts.ScanResult(root, "csv", names, [layouts.Sample(root / path, names.index(label))
                                                        for path, label in lines])
 
     monkeypatch.setitem(layouts.LAYOUTS, "csv", read_csv_listing)
@@ -106,7 +105,7 @@ def test_a_data_layout_is_a_reader_and_its_config(extension, tmp_path, monkeypat
           - _self_
         layout: csv
         """)
-    metrics = read_metrics(run("data=csv", f"data.root={tmp_path / 'listing'}"))
+    metrics = read_metrics(run("data=csv", f"data.root={photos}"))
     assert metrics["status"] == "completed" and metrics["data"]["class_names"] == ["glass", "metal", "paper"]
 
 
@@ -134,7 +133,7 @@ def test_a_batch_augmentation_is_its_config(extension, folder_dataset):
 def test_a_metric_reaches_the_run_evaluate_and_the_report(monkeypatch, make_cfg, folder_dataset, tmp_path):
     from torchmetrics.classification import MulticlassSpecificity
 
-    from garbage_lit.evaluate import classification_report
+    from garbage_lit import evaluate
     from garbage_lit.models import metrics
     from garbage_lit.report import sweep, tables
     from garbage_lit.report.__main__ import main as report_main
@@ -146,6 +145,7 @@ def test_a_metric_reaches_the_run_evaluate_and_the_report(monkeypatch, make_cfg,
 
     original = metrics.summary_metrics
     monkeypatch.setattr(metrics, "summary_metrics", with_specificity)
+    monkeypatch.setattr(evaluate, "summary_metrics", with_specificity)  # the one function, as both import it
     monkeypatch.setattr(tables, "SUMMARY_METRICS", (*tables.SUMMARY_METRICS, "test/specificity"))
     monkeypatch.setattr(sweep, "SUMMARY_METRICS", tables.SUMMARY_METRICS)
     cfg = make_cfg("data=folder", f"data.root={folder_dataset}", output_dir=tmp_path / "sweep" / "0")
@@ -153,7 +153,8 @@ def test_a_metric_reaches_the_run_evaluate_and_the_report(monkeypatch, make_cfg,
     recorded = read_metrics(tmp_path / "sweep" / "0")
     assert 0 <= recorded["final"]["test/specificity"] <= 1
     probs = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
-    assert "test/specificity" in classification_report(probs, torch.tensor([0, 1, 1]), ["a", "b"], split="test")
+    assert "test/specificity" in evaluate.classification_report(probs, torch.tensor([0, 1, 1]), ["a", "b"],
+                                                                split="test")
     assert report_main([str(tmp_path / "sweep")]) == 0
     assert "test/specificity" in (tmp_path / "sweep" / "summary.csv").read_text().splitlines()[0]
 

@@ -21,6 +21,7 @@ from garbage_lit.features.datamodule import FeatureDataModule, feature_cache_dec
 from garbage_lit.features.dataset import FeatureDataset, ViewSampler
 from garbage_lit.models import GarbageClassifier
 from garbage_lit.models.loading import load_classifier
+from garbage_lit.run.components import data_module
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
@@ -94,7 +95,7 @@ def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cf
     from hydra.utils import instantiate
 
     def features_of(cfg):
-        datamodule = instantiate(cfg.data)
+        datamodule = data_module(cfg)
         datamodule.setup("fit")
         return FeatureDataModule(datamodule, model.backbone, "resnet18", cfg.cache.feature_views, cfg.cache.dir)
 

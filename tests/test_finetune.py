@@ -40,10 +40,10 @@ def test_finetune_warms_up_frozen_then_unfreezes_backbone(make_cfg, folder_datas
     probe = BackboneStateProbe.latest
     frozen_weight = probe.first_weight
 
-    # Epoch 0: linear probe (frozen backbone in eval mode, one param group, head lr warming up to half);
-    # epoch 1: fine-tuning (backbone trainable, in train mode, its own group at 0.1 x the head's full lr).
-    assert probe.by_epoch[0] == (False, False, [0.0005])
-    assert probe.by_epoch[1] == (True, True, [0.001, 0.0001])
+    # Epoch 0: linear probe (frozen backbone in eval mode, the head's groups (its bias without weight decay), lr warming
+    # up to half); epoch 1: fine-tuning (backbone trainable, in train mode, its groups at 0.1 x the head's full lr).
+    assert probe.by_epoch[0] == (False, False, [0.0005, 0.0005])
+    assert probe.by_epoch[1] == (True, True, [0.001, 0.001, 0.0001, 0.0001])
     assert torch.equal(frozen_weight["start"], frozen_weight[0])
     assert not torch.equal(frozen_weight[0], frozen_weight[1])
     metrics = json.loads((out / "metrics.json").read_text())

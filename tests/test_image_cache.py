@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
 
 from garbage_lit.data.datasets import ImageDataset
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.images import load_rgb
 from garbage_lit.data.scan import scan_dataset
 from garbage_lit.data.transforms import build_transforms, epoch_transforms, geometry_transforms
+from garbage_lit.run.components import data_module
 
 
 def test_decoded_cache_equals_direct_decoding(folder_dataset, tmp_path):
@@ -52,7 +52,7 @@ def test_datamodule_with_image_cache_serves_the_same_batches(make_cfg, folder_da
     for image_cache in ("false", "true"):
         cfg = make_cfg("data=folder", f"data.root={folder_dataset}", f"cache.images={image_cache}",
                        output_dir=tmp_path / image_cache)
-        datamodule = instantiate(cfg.data)
+        datamodule = data_module(cfg)
         datamodule.setup("fit")
         torch.manual_seed(0)
         batches.append([next(iter(datamodule.test_dataloader())), next(iter(datamodule.train_dataloader()))])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import io
 import json
 from pathlib import Path
 
@@ -17,7 +18,13 @@ from garbage_lit.evaluate import evaluate
 from garbage_lit.export import export, sidecar_path
 from garbage_lit.insight.calibration import reliability_bins
 from garbage_lit.insight.coverage import coverage_table
-from garbage_lit.insight.gallery import least_confident_correct, mistakes_gallery, most_confident_mistakes
+from garbage_lit.insight.gallery import (
+    gallery_indices,
+    least_confident_correct,
+    mistakes_gallery,
+    most_confident_mistakes,
+    prediction_tiles,
+)
 from garbage_lit.models.backbones import create_backbone
 from garbage_lit.models.calibration import expected_calibration_error, fit_temperature
 from garbage_lit.models.loading import eval_transform, load_classifier
@@ -30,9 +37,6 @@ from helpers.data import CLASS_COLOURS, make_folder_dataset, write_image
 CLASSES = ["glass", "metal", "paper"]
 
 
-def _tile_titles(figure) -> list[str]:
-    """The caption of every gallery tile (an axes showing a picture), in drawing order."""
-    return [ax.get_title(loc="left") for sub in figure.subfigs for ax in sub.axes if ax.images]
 
 
 # -- the gallery ---------------------------------------------------------------------------------
@@ -49,19 +53,22 @@ def test_gallery_shows_the_requested_tiles_with_true_and_predicted_classes(tmp_p
 
     assert most_confident_mistakes(probs, targets, 2) == [1, 6]
     assert least_confident_correct(probs, targets, 2) == [2, 5]
-    figure = mistakes_gallery(probs, targets, paths, CLASSES, 2, bins=["recyclable", "recyclable", "paper bin"])
-    titles = _tile_titles(figure)
+    indices = gallery_indices(probs, targets, 2)
+    titles = [tile.caption for tile in prediction_tiles(indices, probs, targets, paths, CLASSES,
+                                                        ["recyclable", "recyclable", "paper bin"])]
     assert len(titles) == 4  # 2 mistakes + 2 least confident correct answers
     assert titles[0].splitlines() == ["true metal [recyclable]", "predicted paper [paper bin]", "p = 0.900"]
     assert titles[1].splitlines() == ["true glass [recyclable]", "predicted metal [recyclable]", "p = 0.800"]
     assert titles[2].splitlines() == ["true paper [paper bin]", "predicted paper [paper bin]", "p = 0.500"]
     assert titles[3].splitlines()[:2] == ["true paper [paper bin]", "predicted paper [paper bin]"]
-    figure.savefig(tmp_path / "gallery.png")
-    with Image.open(tmp_path / "gallery.png") as png:
-        assert png.width > 600 and png.height > 300
+    png = mistakes_gallery(probs, targets, paths, CLASSES, 2, bins=["recyclable", "recyclable", "paper bin"])
+    with Image.open(io.BytesIO(png)) as picture:
+        assert picture.width > 600 and picture.height > 300
+        # tile 1's photo (a metal-coloured image) sits at the top left of the first block
+        assert picture.getpixel((110, 100))[1] > picture.getpixel((110, 100))[0]
 
     # more asked than there are: every mistake (3) and every correct answer (5), no empty tile drawn as a photo
-    assert len(_tile_titles(mistakes_gallery(probs, targets, paths, CLASSES, 10))) == 8
+    assert len(gallery_indices(probs, targets, 10)) == 8
 
 
 # -- calibration ---------------------------------------------------------------------------------

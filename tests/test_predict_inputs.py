@@ -76,7 +76,8 @@ def test_every_file_not_predicted_is_a_row_with_its_reason_and_counted(ckpt, tmp
     assert table["real.avif"]["error"].endswith("rename it to real.jpg to use it")
     assert table["broken.jpg"]["error"].startswith("unreadable image")
     assert table["b.jpeg"]["top1_class"] and table["notes.txt"]["top1_class"] == ""
-    assert "2 predicted, 3 skipped (" in done.stderr and "1 failed (broken.jpg: unreadable image" in done.stderr
+    output = done.stdout + done.stderr
+    assert "2 predicted, 3 skipped (" in output and "1 failed (broken.jpg: unreadable image" in output
 
 
 @pytest.mark.slow

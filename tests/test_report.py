@@ -181,7 +181,7 @@ def test_random_init_rows_are_marked_not_comparable(sweep):
 
 def test_write_report_files_and_cli(sweep, capsys):
     files = write_report(build_report(sweep))
-    assert {p.name for p in files.values()} == {"report.md", "summary.csv", "paper_table.csv",
+    assert {p.name for p in files.values()} == {"report.md", "summary.csv", "per_class.csv", "paper_table.csv",
                                                "paper_comparison.csv", "claims.csv", "claim_pairs.csv",
                                                "learning_speed.csv", "jobs.csv", "learning_curves.png",
                                                "accuracy_comparison.png"}

@@ -158,7 +158,7 @@ def test_evaluation_set_up_scans_without_the_training_checks_or_a_split_in_its_l
     dm = GarbageDataModule(folder_dataset, batch_size=500, val_ratio=0.9, image_size=32, resize_size=36)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        with caplog.at_level(logging.INFO, logger="garbage_lit.data.datamodule"):
+        with caplog.at_level(logging.INFO, logger="garbage_lit.data.index"):
             dm.setup("test")  # what evaluate calls: no batch_size error, no small-training-split warning
     (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("data:")]
     assert line.endswith("(folder layout), 3 classes, 30 images") and "split" not in line

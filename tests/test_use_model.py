@@ -73,7 +73,7 @@ def test_evaluate_matches_training_test_split_and_writes_report(trained, tmp_pat
 
 def test_evaluate_accepts_a_subset_of_classes_and_names_unknown_ones(trained, tmp_path, caplog):
     subset = make_folder_dataset(tmp_path / "subset", ("glass", "paper"))
-    with caplog.at_level(logging.INFO, logger="garbage_lit.data.datamodule"):
+    with caplog.at_level(logging.INFO, logger="garbage_lit.data.index"):
         report = evaluate(compose_app("evaluate", tmp_path / "sub", f"ckpt={trained['ckpt']}", "data=folder",
                                       f"data.root={subset}"))
     assert report["images"] == 20 and report["classes_evaluated"] == 2
@@ -100,13 +100,15 @@ def test_predict_folder_and_files_with_error_rows(trained, tmp_path, caplog):
     cfg = compose_app("predict", out, f"ckpt={trained['ckpt']}",
                       f"inputs=[{photos},{broken},{tmp_path / 'missing.jpg'}]", "top_k=2", "num_workers=2",
                       "batch_size=2")
-    with caplog.at_level(logging.WARNING, logger="garbage_lit.predict"):
+    with caplog.at_level(logging.INFO, logger="garbage_lit.predict"):
         rows = predict(cfg)
 
     by_name = {Path(row["file"]).name: row for row in rows}
     assert set(by_name) == {"a.jpg", "b.png", "broken.jpg", "missing.jpg"}
-    assert f"2 of 4 inputs could not be predicted, e.g. {broken}: unreadable image" in caplog.text
+    assert "2 predicted, 1 skipped (missing.jpg: no such file or folder), 1 failed (broken.jpg: unreadable image" \
+        in caplog.text
     assert by_name["broken.jpg"]["error"].startswith("unreadable image") and by_name["broken.jpg"]["top"] == []
+    assert (by_name["broken.jpg"]["status"], by_name["missing.jpg"]["status"]) == ("failed", "skipped")
     assert by_name["missing.jpg"]["error"] == "no such file or folder"
     model = load_classifier(trained["ckpt"])
     for name in ("a.jpg", "b.png"):
@@ -121,7 +123,7 @@ def test_predict_folder_and_files_with_error_rows(trained, tmp_path, caplog):
 
     with (out / "predictions.csv").open(encoding="utf-8") as handle:
         table = list(csv.DictReader(handle))
-    assert list(table[0]) == ["file", "error", "decision", "top1_class", "top1_probability", "top2_class",
+    assert list(table[0]) == ["file", "status", "error", "decision", "top1_class", "top1_probability", "top2_class",
                               "top2_probability"]
     assert all(row["decision"] == ("" if row["error"] else row["top1_class"]) for row in table)  # no threshold set
     assert len(table) == 4 and sum(1 for row in table if row["error"]) == 2
@@ -141,9 +143,10 @@ def test_predict_exits_non_zero_only_when_nothing_could_be_predicted(trained, tm
                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == exit_status, done.stderr[-3000:]
     output = done.stdout + done.stderr
-    assert f"2 of {len(inputs)} inputs could not be predicted" in output
-    assert ("none of the 2 inputs could be predicted; predictions.csv lists each with its error" in output) \
-        == (not with_a_good_image)
+    assert f"{int(with_a_good_image)} predicted, 1 skipped (missing.jpg: no such file or folder), 1 failed " \
+           f"(broken.jpg: unreadable image" in output
+    assert ("no input could be predicted: 0 predicted, 1 skipped" in output) == (not with_a_good_image)
+    assert "Traceback" not in output
     with (out / "predictions.csv").open(encoding="utf-8") as handle:
         assert [Path(row["file"]).name for row in csv.DictReader(handle)] == [p.name for p in inputs]  # none lost
 

@@ -11,6 +11,7 @@ import pytorch_lightning as pl
 from torch.utils.data import DataLoader, Dataset
 
 from garbage_lit.data.datasets import ImageDataset
+from garbage_lit.data.duplicates import DuplicateGroup
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.index import DataIndex
 from garbage_lit.data.samples import Sample, ScanResult
@@ -123,6 +124,10 @@ class GarbageDataModule(pl.LightningDataModule):
     @property
     def class_bins(self) -> list[str] | None:
         return self.index.class_bins
+
+    @property
+    def duplicates(self) -> list[DuplicateGroup]:
+        return self.index.duplicates
 
     @property
     def manifest_sha256(self) -> str | None:

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-import torch
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.plugins.launcher import Launcher
 from omegaconf import DictConfig, OmegaConf
@@ -108,8 +107,6 @@ class Search:
     def run(self) -> optuna.Study:
         """Run trials until the study has ``n_trials`` finished ones, then write outputs and the final run."""
         study = self.open_study()
-        if self.settings.torch_threads:
-            torch.set_num_threads(self.settings.torch_threads)
         OmegaConf.save(self.config, self.sweep_dir / MULTIRUN_FILE)
         started, done_before = time.perf_counter(), counted(study)
         log.info("study %r in %s: %d of %d trials done, optimizing %s (%s)", self.settings.study_name,
