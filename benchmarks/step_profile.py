@@ -1,4 +1,4 @@
-"""Benchmark 10: one fine-tuning training step, every CPU cycle accounted for, by layer kind and by stage of the step.
+"""Benchmark 11: one fine-tuning training step, every CPU cycle accounted for, by layer kind and by stage of the step.
 
     python benchmarks/step_profile.py                                  # lite0 and lite2, 224 px, batch 32, 4 formats
     python benchmarks/step_profile.py --models efficientnet_lite0 --formats fp32-cl --steps 2 --batch-size 8  # smoke
@@ -14,7 +14,7 @@ backward are told apart by the operator (``*_backward``) or, for autograd's own 
 
 Then the parts of a step beyond the network, each timed alone on the same machine: the EMA update of the weights,
 the MixUp/CutMix of a batch, and decoding + strong augmentation of ``--batch-size`` TrashNet photos (``--data``, else
-the bundled sample). What Lightning adds around a step is benchmark 11's (``finetune_speed.py``: the framework's epoch
+the bundled sample). What Lightning adds around a step is benchmark 9's (``finetune_speed.py``: the framework's epoch
 beside a plain loop's). ``--onednn`` runs one more step with ``ONEDNN_VERBOSE=1``: the oneDNN kernels that ran (e.g.
 ``jit_dw`` vs ``jit_bf16`` for depthwise weight gradients).
 Prints one Markdown table per backbone (milliseconds per step) and the machine and load.

@@ -31,6 +31,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.plugins.precision import Precision
 
 from garbage_lit.callbacks.metrics_json import MetricsJson
+from garbage_lit.callbacks.random_states import RandomStates
 from garbage_lit.config import CONFIG_DIR, validate_config
 from garbage_lit.features.datamodule import backbone_detached, feature_datamodule
 from garbage_lit.loggers.base import log_run_summary, plan_keys
@@ -103,8 +104,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         scheduler=instantiate(cfg.scheduler) if cfg.get("scheduler") else None,
     )
     metrics_json = MetricsJson(output_dir, resuming=resume is not None)
-    callbacks = [metrics_json, *requeue_callbacks(output_dir, metrics_json, resuming=resume is not None),
-                 *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None)]
+    callbacks = [metrics_json, RandomStates(metrics_json),
+                 *(instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None),
+                 *requeue_callbacks(output_dir, metrics_json, resuming=resume is not None)]
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values()]
     # Every tracker knows the class names' metrics before training: a name one refuses is renamed, never a crash later.
     plan_keys(loggers, class_metric_keys(datamodule.class_names, datamodule.class_bins))

@@ -110,15 +110,18 @@ def test_feature_cache_stores_k_augmented_views_and_each_epoch_draws_one(make_cf
 
     sampler = datamodule.train_dataloader().sampler.sampler  # batched by a BatchSampler
     assert isinstance(sampler, ViewSampler)
-    torch.manual_seed(7)
-    epochs = [list(sampler) for _ in range(4)]
+    epochs = []
+    for epoch in range(4):  # Lightning sets each epoch before it starts
+        sampler.set_epoch(epoch)
+        epochs.append(list(sampler))
     for epoch in epochs:
         assert sorted(i % 24 for i in epoch) == list(range(24))  # every image once per epoch
     drawn = {i // 24 for epoch in epochs for i in epoch}
     assert drawn == {0, 1, 2}
     assert epochs[0] != epochs[1]
     torch.manual_seed(7)
-    assert list(sampler) == epochs[0]  # seeded through the global generator (seed_everything)
+    sampler.set_epoch(0)
+    assert list(sampler) == epochs[0]  # a function of (seed, epoch), not of the process's generator: resumable
 
     # Eval features are the deterministic (unrotated) view: the same as a rotation-free cache.
     again = make_cfg("data=folder", f"data.root={folder_dataset}", "data.rotation_degrees=0",
@@ -199,10 +202,8 @@ def test_lean_batches_are_the_per_image_loaders_batches(tmp_path):
 
     flat = torch.from_numpy(features).reshape(30, 4)
     per_image = TensorDataset(flat, torch.tensor(labels * 3))  # item view * N + image, as the sampler numbers them
-    torch.manual_seed(5)
-    lean = list(dataset.loader(batch_size=4, shuffle=True))
-    torch.manual_seed(5)
-    reference = list(DataLoader(per_image, batch_size=4, sampler=ViewSampler(dataset)))  # one image at a time
+    lean = list(dataset.loader(batch_size=4, shuffle=True, seed=5))
+    reference = list(DataLoader(per_image, batch_size=4, sampler=ViewSampler(dataset, seed=5)))  # image by image
     assert [len(y) for _, y in lean] == [4, 4, 2]
     for (inputs, targets), (x, y) in zip(lean, reference, strict=True):
         assert torch.equal(inputs, x) and torch.equal(targets, y)

@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from helpers import TEST_ACC
-from helpers.data import make_folder_dataset
+from helpers.data import REPO, make_folder_dataset
+from helpers.resume import FINETUNE, STOPPER, same_run
 from helpers.system import missing
 
 pytestmark = pytest.mark.slurm
@@ -63,7 +64,9 @@ def train_command(sweep: Path, *overrides: str) -> list[str]:
 
 
 def environment(base: Path) -> dict[str, str]:
-    return {**os.environ, "GARBAGE_LIT_CACHE_DIR": str(base / "cache"), "PYTHONUNBUFFERED": "1"}
+    """The jobs' environment (sbatch passes it on), with the tests' helpers importable for their callbacks."""
+    return {**os.environ, "GARBAGE_LIT_CACHE_DIR": str(base / "cache"), "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "tests"), os.environ.get("PYTHONPATH")]))}
 
 
 def run(command: list[str], base: Path) -> subprocess.CompletedProcess:
@@ -367,15 +370,33 @@ def test_a_job_at_its_time_limit_is_requeued_and_continues_from_its_checkpoint(p
     assert report.returncode == 0 and "1 of 1 jobs completed" in report.stdout, report.stderr[-2000:]
 
 
+def test_a_job_requeued_mid_epoch_ends_exactly_as_one_never_stopped(partition, tmp_path):
+    data = make_folder_dataset(tmp_path / "data")
+    sweep = tmp_path / "sweep"
+    # Two SLURM jobs of one command; job 0 gets SLURM's time-limit warning (submitit's SIGUSR2) after step 7, in
+    # the middle of epoch 1 (fine-tuning with MixUp/CutMix and EMA), is requeued and resumes; job 1 runs through.
+    done = run(train_command(sweep, "data=folder", f"data.root={data}", *FINETUNE, *STOPPER,
+                             f"+callbacks.stopper.signal={int(signal.SIGUSR2)}", "+callbacks.stopper.step=7,100000",
+                             *launcher(partition)), tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    requeued, through = sweep / "0", sweep / "1"
+    attempts = metrics(requeued)["attempts"]
+    assert [a.get("outcome") for a in attempts] == ["requeued", None]
+    assert attempts[0]["checkpoint"] == "checkpoints/requeue.ckpt" and attempts[0]["epochs_done"] == 1
+    assert len(metrics(through)["attempts"]) == 1
+    same_run(requeued, through)
+
+
 def test_a_cancelled_job_is_recorded_failed_promptly_while_its_sibling_completes(partition, tmp_path):
     data = make_folder_dataset(tmp_path / "data")
     sweep = tmp_path / "sweep"
-    # Two jobs of one array; job 1 is cancelled once it trains, job 0 trains on for 60 s.
+    # Two jobs of one array; job 1 is cancelled once it trains, job 0 trains on for 30 s (sacct reports the
+    # cancellation within seconds).
     errors = tmp_path / "sweep.err"
     with errors.open("w") as stderr:
         submitter = subprocess.Popen(
             train_command(sweep, "debug=fast", "data=folder", f"data.root={data}", "epochs=100000",
-                          "+trainer.max_time=00:00:01:00", "seed=0,1", *launcher(partition)),
+                          "+trainer.max_time=00:00:00:30", "seed=0,1", *launcher(partition)),
             cwd=tmp_path, env=environment(tmp_path), stdout=subprocess.DEVNULL, stderr=stderr)
     try:
         deadline = time.monotonic() + TIMEOUT

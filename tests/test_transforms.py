@@ -56,11 +56,15 @@ def test_a_batch_transform_mixes_training_batches_on_the_device_until_its_off_ep
                              batch_transform_off_epoch=2)
     data.setup("fit")
     images, labels = torch.rand(8, 3, 4, 4), torch.arange(8) % 3
+    data.trainer = SimpleNamespace(training=True, current_epoch=1, global_step=0)
     torch.manual_seed(0)
-    data.trainer = SimpleNamespace(training=True, current_epoch=1)
     mixed, soft = data.on_after_batch_transfer((images, labels), 0)
     assert mixed.shape == images.shape and soft.shape == (8, 3) and not torch.equal(mixed, images)
     torch.testing.assert_close(soft.sum(dim=1), torch.ones(8))  # class probabilities, mixing two labels
+    torch.manual_seed(1)  # the draws are the run's seed's, epoch's and batch's, not the process generator's
+    assert torch.equal(data.on_after_batch_transfer((images, labels), 0)[0], mixed)
+    data.trainer.global_step = 1
+    assert not torch.equal(data.on_after_batch_transfer((images, labels), 0)[0], mixed)
     data.trainer = SimpleNamespace(training=True, current_epoch=2)  # the off epoch: clean batches from here on
     assert data.on_after_batch_transfer((images, labels), 0)[1] is labels
     data.trainer = SimpleNamespace(training=False, current_epoch=1)  # validation and test batches: never mixed

@@ -32,18 +32,30 @@ class LinearProbeThenFinetune(BackboneFinetuning):
     def freeze_before_training(self, pl_module: pl.LightningModule) -> None:
         self.freeze(pl_module.backbone, train_bn=False)
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A resumed run gets its param groups back (Lightning's restore); when they hold the backbone's, the backbone
+        is trainable again, as it was when the run stopped (Lightning calls the unfreeze only at its epoch)."""
+        super().on_fit_start(trainer, pl_module)
+        if any(str(group.get(NAME, "")).startswith(BACKBONE) for optimizer in trainer.optimizers
+               for group in optimizer.param_groups):
+            self._make_backbone_trainable(pl_module)
+
+    def _make_backbone_trainable(self, pl_module: pl.LightningModule) -> None:
+        """The backbone's parameters trainable (its BatchNorm's only with ``train_bn``), but its frozen stages."""
+        self.make_trainable(pl_module.backbone)
+        if not self.train_bn:
+            for module in pl_module.backbone.modules():
+                if isinstance(module, _BatchNorm):
+                    self.freeze_module(module)
+        pl_module.freeze_stages()
+
     def finetune_function(self, pl_module: pl.LightningModule, epoch: int, optimizer: Optimizer) -> None:
         """Unfreeze at ``unfreeze_backbone_at_epoch``; afterwards move the backbone groups' rate towards the head's."""
         head_lr = optimizer.param_groups[0]["lr"]
         if epoch == self.unfreeze_backbone_at_epoch:
             backbone_lr = self.backbone_initial_lr if self.backbone_initial_lr is not None \
                 else head_lr * self.backbone_initial_ratio_lr
-            self.make_trainable(pl_module.backbone)
-            if not self.train_bn:
-                for module in pl_module.backbone.modules():
-                    if isinstance(module, _BatchNorm):
-                        self.freeze_module(module)
-            pl_module.freeze_stages()
+            self._make_backbone_trainable(pl_module)
             for group in pl_module.optimizer_factory.param_groups(pl_module.backbone, BACKBONE, backbone_lr,
                                                                   pl_module.stages):
                 optimizer.add_param_group(group)

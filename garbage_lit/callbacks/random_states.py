@@ -6,9 +6,9 @@ what is left on the process's generators is the model's own randomness (dropout,
 torch's, NumPy's and Python's generator states in each checkpoint and puts them back just before the first training
 batch after a resume, so that batch draws what it would have drawn in a run that never stopped.
 
-A resume is bit-identical only on the same kind of machine with the same software and threads: the checkpoint
-records them (:func:`environment`), and a resume elsewhere says in its log and in ``metrics.json``
-(``resumed.exact: false`` and what differs) that its numbers will differ slightly from an uninterrupted run's.
+A resume is bit-identical only on the same kind of machine with the same software and threads, in one process, and
+on a GPU only with deterministic kernels: the checkpoint records the set-up (:func:`environment`), and a resume that
+cannot be exact says so in its log and in ``metrics.json`` (``resumed.exact: false`` and what differs).
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ RESUMED = "resumed"  # metrics.json: {"exact": bool, "differs": {what: [then, no
 
 def environment(trainer: pl.Trainer) -> dict[str, Any]:
     """What floating-point results depend on beyond the code: the machine, the software, the threads, the device."""
-    return {"machine": platform.machine(), "processor": _processor(), "torch": torch.__version__,
+    return {"machine": platform.machine(), "processor": _processor(), "torch": str(torch.__version__),
             "threads": torch.get_num_threads(), "device": str(trainer.strategy.root_device),
             "processes": trainer.world_size,
-            "deterministic": torch.are_deterministic_algorithms_enabled()}
+            "deterministic": torch.are_deterministic_algorithms_enabled()
+            and not torch.is_deterministic_algorithms_warn_only_enabled()}
 
 
 def _processor() -> str:
@@ -83,10 +84,14 @@ class RandomStates(pl.Callback):
             torch.cuda.set_rng_state_all(saved["cuda"])
         then, now = saved.get("environment") or {}, environment(trainer)
         differs = {key: [then.get(key), value] for key, value in now.items() if then.get(key) != value}
+        if now["processes"] > 1:  # every process gets back the first one's generators: not what each had
+            differs["processes"] = [then.get("processes"), now["processes"]]
+        if now["device"].startswith("cuda") and not now["deterministic"]:  # e.g. adaptive pooling's backward
+            differs["deterministic"] = [then.get("deterministic"), now["deterministic"]]
         if differs:
-            log.warning("resumed on a different set-up than the checkpoint was written on (%s): the rest of the run "
-                        "follows the same data and random draws, but its numbers may differ slightly from a run "
-                        "that never stopped", ", ".join(f"{k}: {a} -> {b}" for k, (a, b) in differs.items()))
+            log.warning("this resume is not bit-identical to a run that never stopped (%s): it follows the same data "
+                        "and random draws, but its numbers may differ slightly", ", ".join(
+                            f"{k}: {a} -> {b}" for k, (a, b) in differs.items()))
         if self.metrics_json is not None:
             self.metrics_json.update(**{RESUMED: {"exact": not differs, "differs": differs}})
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
+from garbage_lit.callbacks.checkpoint import is_last_batch
 from garbage_lit.callbacks.metrics_json import MetricsJson
 from garbage_lit.records.folder import ATTEMPTS, CHECKPOINT_DIR, REQUEUE_CHECKPOINT, read_metrics
 
@@ -46,6 +47,9 @@ def _slurm_job_id() -> str:
 class RequeueOnSignal(pl.Callback):
     """Turns submitit's warning signal into a checkpoint at the next batch boundary, then lets submitit requeue.
 
+    It goes after the run's other callbacks (but the checkpoints), so the checkpoint holds their hooks' work on the
+    batch (an EMA's update); a resume from it continues exactly (docs/trustworthy_runs.md).
+
     Records every attempt of the run in ``metrics.json["attempts"]``: its SLURM job id, restart count, host and
     start time; an attempt that ended at the signal also has ``stopped``, ``epochs_done``, ``checkpoint`` and
     ``outcome`` (``requeued``, or why submitit did not requeue). The last attempt's outcome is the run's status.
@@ -75,8 +79,13 @@ class RequeueOnSignal(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._training = True
 
-    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
-        self._hand_over_if_signalled(trainer)
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        if not is_last_batch(trainer, batch_idx):  # Lightning resuming from an epoch's last batch skips a validation
+            self._hand_over_if_signalled(trainer)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._hand_over_if_signalled(trainer)  # the signal came in the epoch's last batch or its validation
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._hand_over_if_signalled(trainer)  # a signal during the last epoch's validation

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from garbage_lit.data.datasets import ImageDataset
@@ -15,10 +16,13 @@ from garbage_lit.data.duplicates import DuplicateGroup
 from garbage_lit.data.image_cache import DecodedImageDataset, decoded_images
 from garbage_lit.data.index import DataIndex
 from garbage_lit.data.samples import Sample, ScanResult
+from garbage_lit.data.sampling import EpochSampler, ResumableLoader, draw_seed
 from garbage_lit.data.transforms import IMAGENET_MEAN, IMAGENET_STD, build_transforms, epoch_transforms, kept_margin
 from garbage_lit.errors import DataError
 
 log = logging.getLogger(__name__)
+
+BATCH_STREAM = 1  # the batch transform's draws, apart from the samples' (draw_seed's stream)
 
 
 class GarbageDataModule(pl.LightningDataModule):
@@ -34,7 +38,8 @@ class GarbageDataModule(pl.LightningDataModule):
 
     ``batch_transform`` (a partial taking ``num_classes``, e.g. torchvision's ``MixUp``/``CutMix``; see
     :mod:`garbage_lit.training.batch_transforms`) transforms each training batch ``(images, labels)`` once it is on the
-    device, up to ``batch_transform_off_epoch`` (None: every epoch).
+    device, up to ``batch_transform_off_epoch`` (None: every epoch). ``seed`` (the run's) seeds the training order and
+    every random draw of the data (:mod:`garbage_lit.data.sampling`), so a resumed run replays them exactly.
 
     ``image_cache`` serves images from a decoded-image cache in ``cache_dir``. (Cached backbone features are
     :mod:`garbage_lit.features`' business: they need the model too.)
@@ -71,6 +76,7 @@ class GarbageDataModule(pl.LightningDataModule):
         test_every_epoch: bool = True,
         batch_transform: Callable[..., Callable] | None = None,
         batch_transform_off_epoch: int | None = None,
+        seed: int = 0,
         exclude: str | Path | None = None,
     ) -> None:
         super().__init__()
@@ -78,6 +84,7 @@ class GarbageDataModule(pl.LightningDataModule):
         self.save_hyperparameters(logger=False, ignore=["batch_transform"])
         self.batch_transform_factory = batch_transform
         self.batch_transform: Callable | None = None
+        self._train_loader: ResumableLoader | None = None
         self.index = DataIndex(root, layout, test_ratio, val_ratio, split_seed, split_manifest, strict, dedupe, groups,
                                exclude, scan_cache, cache_dir, output_dir)
 
@@ -170,19 +177,33 @@ class GarbageDataModule(pl.LightningDataModule):
         return self._loader("test")
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
+        """``split``'s loader. Training's is a :class:`~garbage_lit.data.sampling.ResumableLoader` (its order and
+        transforms drawn from seeds of the run, its position in checkpoints), but under DDP, where Lightning deals the
+        images; every loader draws its workers' seeds from its own generator, not the process's."""
         hp = self.hparams
-        return DataLoader(self.dataset(split, train=split == "train"), batch_size=hp.batch_size, shuffle=shuffle,
-                          num_workers=hp.num_workers, pin_memory=hp.pin_memory,
-                          persistent_workers=hp.persistent_workers and hp.num_workers > 0)
+        options = {"num_workers": hp.num_workers, "pin_memory": hp.pin_memory,
+                   "persistent_workers": hp.persistent_workers and hp.num_workers > 0}
+        dataset = self.dataset(split, train=split == "train")
+        if split == "train" and (self.trainer is None or self.trainer.world_size == 1):
+            self._train_loader = ResumableLoader(dataset, hp.batch_size, EpochSampler(len(dataset), shuffle, hp.seed),
+                                                 **options)
+            return self._train_loader
+        return DataLoader(dataset, batch_size=hp.batch_size, shuffle=shuffle,
+                          generator=torch.Generator().manual_seed(hp.seed), **options)
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """A training batch on its device goes through the batch transform (MixUp, CutMix) until
-        ``batch_transform_off_epoch``; other batches as they are."""
+        ``batch_transform_off_epoch``, its draws seeded by the run's seed, the epoch and the batch; other batches as
+        they are."""
         off = self.hparams.batch_transform_off_epoch
-        if self.batch_transform is None or self.trainer is None or not self.trainer.training \
-                or (off is not None and self.trainer.current_epoch >= off):
+        trainer = self.trainer
+        if self.batch_transform is None or trainer is None or not trainer.training \
+                or (off is not None and trainer.current_epoch >= off):
             return batch
-        return self.batch_transform(*batch)
+        position = self._train_loader.position if self._train_loader is not None else trainer.global_step
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(draw_seed(self.hparams.seed, trainer.current_epoch, position, stream=BATCH_STREAM))
+            return self.batch_transform(*batch)
 
     @property
     def augments_training(self) -> bool:

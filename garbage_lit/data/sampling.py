@@ -4,7 +4,8 @@ Each epoch's order is a permutation seeded by (the run's seed, the epoch), and e
 from a generator seeded by (seed, epoch, its position in the epoch): functions of where the run is, not of any
 process's random state. So a run stopped anywhere and resumed from its checkpoint sees exactly the batches it would
 have seen, with any number of DataLoader workers. :class:`ResumableLoader` is the ``DataLoader`` Lightning checkpoints
-(``state_dict`` / ``load_state_dict``): the epoch and the batches it has served, which a resumed run skips.
+(``state_dict`` / ``load_state_dict``): the epoch and the batches it has served, which a resumed run skips. (Under DDP
+Lightning deals the images with its own distributed sampler; a resume there is not exact, and says so.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, Sampler
 
 _MASK = (1 << 63) - 1
 
@@ -75,32 +76,48 @@ class SeededItems(Dataset):
             return self.dataset[index]
 
 
+class EpochBatches(BatchSampler):
+    """Batches of an :class:`EpochSampler`-like sampler, with its ``set_epoch`` (Lightning calls it on the loader's
+    sampler), for datasets that take a whole batch of indices at once (cached features)."""
+
+    def set_epoch(self, epoch: int) -> None:
+        self.sampler.set_epoch(epoch)
+
+
 class ResumableLoader(DataLoader):
-    """A ``DataLoader`` over :class:`SeededItems` in :class:`EpochSampler` order whose position Lightning checkpoints.
+    """A ``DataLoader`` over ``items`` (an :class:`EpochSampler`, or one like it) whose position Lightning checkpoints.
 
     ``state_dict()`` is the epoch and the batches served in it; after ``load_state_dict`` the loader skips those
     batches when it next serves that epoch. ``position`` counts the batches served in the current epoch (what a batch
-    transform seeds its draws by). The loader's own generator, not the process's, draws the workers' base seed.
+    transform seeds its draws by). Items go through :class:`SeededItems`, or with ``batched`` the dataset takes a whole
+    batch of indices at once (cached features). The loader's own generator, not the process's, draws the workers' base
+    seed.
     """
 
-    def __init__(self, dataset: Dataset, batch_size: int, shuffle: bool, seed: int, **kwargs: Any) -> None:
-        self.epoch_sampler = EpochSampler(len(dataset), shuffle, seed)
-        super().__init__(SeededItems(dataset), batch_size=batch_size, sampler=self.epoch_sampler,
-                         generator=torch.Generator().manual_seed(seed), **kwargs)
+    def __init__(self, dataset: Dataset, batch_size: int, items: EpochSampler, batched: bool = False,
+                 **kwargs: Any) -> None:
+        self.items, self.items_per_batch = items, batch_size
+        generator = torch.Generator().manual_seed(items.seed)
+        if batched:
+            super().__init__(dataset, batch_size=None, sampler=EpochBatches(items, batch_size, drop_last=False),
+                             generator=generator, **kwargs)
+        else:
+            super().__init__(SeededItems(dataset), batch_size=batch_size, sampler=items, generator=generator,
+                             **kwargs)
         self.position = 0
         self._resume: dict[str, int] | None = None
 
     def __iter__(self) -> Iterator[Any]:
         resume, self._resume = self._resume, None
-        skip = resume["batches"] if resume and resume["epoch"] == self.epoch_sampler.epoch else 0
-        self.epoch_sampler.start = skip * self.batch_size
+        skip = resume["batches"] if resume and resume["epoch"] == self.items.epoch else 0
+        self.items.start = skip * self.items_per_batch
         self.position = skip
         for batch in super().__iter__():
             self.position += 1
             yield batch
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": self.epoch_sampler.epoch, "batches": self.position}
+        return {"epoch": self.items.epoch, "batches": self.position}
 
     def load_state_dict(self, state_dict: dict[str, int]) -> None:
         self._resume = dict(state_dict)

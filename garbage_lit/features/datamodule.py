@@ -100,7 +100,8 @@ class FeatureDataModule(pl.LightningDataModule):
         self.images.setup(stage)
 
     def train_dataloader(self) -> DataLoader:
-        return self.features("train").loader(self.images.hparams.batch_size, shuffle=True)
+        return self.features("train").loader(self.images.hparams.batch_size, shuffle=True,
+                                             seed=self.images.hparams.seed)
 
     def val_dataloader(self) -> list[DataLoader]:
         return [self.features(split).loader(self.images.hparams.batch_size, shuffle=False)

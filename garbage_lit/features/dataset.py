@@ -1,4 +1,5 @@
-"""Cached features in memory as one tensor, and the sampler that gives each epoch one view per image."""
+"""Cached features in memory as one tensor, and the sampler that gives each epoch one view per image (replayed exactly
+by a resumed run: :mod:`garbage_lit.data.sampling`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
+from torch.utils.data import BatchSampler, DataLoader, Dataset, SequentialSampler
+
+from garbage_lit.data.sampling import EpochSampler, ResumableLoader, draw_seed
 
 
 class FeatureDataset(Dataset):
@@ -34,32 +37,28 @@ class FeatureDataset(Dataset):
         index = torch.as_tensor(indices, device=self._flat.device)
         return self._flat[index], self.labels[index % self.num_images]
 
-    def loader(self, batch_size: int, shuffle: bool) -> DataLoader:
-        """Batches of ``batch_size`` in :class:`ViewSampler` order (``shuffle``) or in image order, one view."""
-        order = ViewSampler(self) if shuffle else SequentialSampler(range(self.num_images))
-        return DataLoader(self, batch_size=None, sampler=BatchSampler(order, batch_size, drop_last=False))
+    def loader(self, batch_size: int, shuffle: bool, seed: int = 0) -> DataLoader:
+        """Batches of ``batch_size``: for training (``shuffle``) a :class:`ViewSampler` epoch, resumable; else the
+        images in order, one view."""
+        if shuffle:
+            return ResumableLoader(self, batch_size, ViewSampler(self, seed), batched=True)
+        return DataLoader(self, batch_size=None,
+                          sampler=BatchSampler(SequentialSampler(range(self.num_images)), batch_size, drop_last=False))
 
 
-class ViewSampler(Sampler[int]):
-    """Each epoch: every image once, shuffled exactly as ``DataLoader(shuffle=True)`` would, in one random view.
+class ViewSampler(EpochSampler):
+    """Each epoch: every image once, in an order seeded by (seed, epoch), each in one of its views, drawn by (seed,
+    epoch) too; yields flat indices ``view * N + image``. With one view the order is :class:`EpochSampler`'s, as
+    training on images has it."""
 
-    The shuffle is a :class:`RandomSampler` over the images, so with one view the order (and the
-    global random state consumed) is identical to training on images; the view choice draws its own
-    seed from the global generator, which ``seed_everything`` seeds.
-    """
-
-    def __init__(self, dataset: FeatureDataset) -> None:
-        self.num_images, self.views = dataset.num_images, dataset.views
-        self.order = RandomSampler(range(self.num_images))
-
-    def __len__(self) -> int:
-        return self.num_images
+    def __init__(self, dataset: FeatureDataset, seed: int) -> None:
+        super().__init__(dataset.num_images, shuffle=True, seed=seed)
+        self.views = dataset.views
 
     def __iter__(self) -> Iterator[int]:
-        order = list(self.order)
-        if self.views == 1:
-            yield from order
-            return
-        seed = int(torch.empty((), dtype=torch.int64).random_().item())
-        chosen = torch.randint(self.views, (self.num_images,), generator=torch.Generator().manual_seed(seed))
-        yield from (view * self.num_images + image for image, view in zip(order, chosen.tolist()))
+        start, self.start = self.start, 0
+        order = self.order()
+        chosen = torch.randint(self.views, (self.size,), generator=torch.Generator().manual_seed(
+            draw_seed(self.seed, self.epoch, -2))).tolist() if self.views > 1 else [0] * self.size
+        for position in range(start, self.size):
+            yield chosen[position] * self.size + order[position]

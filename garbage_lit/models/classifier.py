@@ -17,6 +17,8 @@ from garbage_lit.models.inference import averaged_log_probabilities
 from garbage_lit.models.metrics import SplitMetrics, class_metrics
 from garbage_lit.records.folder import ECE, ECE_RAW, TEST, TRAIN, VAL, is_pretrained_source, metric_key
 
+TRAIN_METRICS_SO_FAR = "train_metrics_so_far"  # a mid-epoch checkpoint's key for the epoch's training metrics
+
 
 class GarbageClassifier(pl.LightningModule):
     """An ImageNet backbone (frozen by default, as in the paper) with a new ``num_classes`` linear head.
@@ -112,6 +114,9 @@ class GarbageClassifier(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["pretrained_layout"] = is_pretrained_source(self.weights_source)
         checkpoint["temperature"] = self.temperature
+        if self._trainer is not None and 0 < self.trainer.fit_loop.epoch_loop.batch_progress.current.ready \
+                < self.trainer.num_training_batches:  # mid-epoch: the epoch's metrics so far
+            checkpoint[TRAIN_METRICS_SO_FAR] = self.train_metrics.running_state()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Rebuild the backbone in the layout it was trained with when the checkpoint holds its weights.
@@ -121,6 +126,7 @@ class GarbageClassifier(pl.LightningModule):
         The fitted temperature comes back too.
         """
         self.temperature = checkpoint.get("temperature")
+        self.train_metrics.load_running_state(checkpoint.get(TRAIN_METRICS_SO_FAR, {}))
         holds_backbone = any(key.startswith("backbone.") for key in checkpoint["state_dict"])
         if holds_backbone and checkpoint["pretrained_layout"] != is_pretrained_source(self.weights_source):
             self.backbone = build_headless(self.hparams.arch, checkpoint["pretrained_layout"], self.hparams.zoo)
@@ -178,6 +184,10 @@ class GarbageClassifier(pl.LightningModule):
         return averaged_log_probabilities([self], images, self.hparams.flip_tta)
 
     # -- epochs ---------------------------------------------------------------------------------
+    def on_train_start(self) -> None:
+        """As :meth:`on_train_epoch_start`: a run resumed in the middle of an epoch starts with this hook only."""
+        self.on_train_epoch_start()
+
     def on_train_epoch_start(self) -> None:
         """Keep a frozen backbone in eval mode, so its BatchNorm statistics and dropout stay fixed.
 

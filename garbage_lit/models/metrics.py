@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MeanMetric, Metric, MetricCollection
 from torchmetrics.classification import MulticlassConfusionMatrix, MulticlassStatScores
 
 from garbage_lit.records.folder import ACC, BIN_ACC, LOSS, PER_CLASS_ACC, RECALL, TEST, VAL, bin_recall_key, metric_key
@@ -83,6 +83,17 @@ class SplitMetrics(nn.Module):
 
     def metrics(self) -> dict[str, object]:
         return {metric_key(self.split, LOSS): self.loss, **self.summary}
+
+    def running_state(self) -> dict[str, dict[str, Any]]:
+        """The counts accumulated so far this epoch (torchmetrics keep them out of ``state_dict``): what a checkpoint
+        written mid-epoch holds, so the resumed epoch's metrics count every batch once."""
+        return {name: dict(metric.metric_state) for name, metric in self.named_modules() if isinstance(metric, Metric)}
+
+    def load_running_state(self, state: dict[str, dict[str, Any]]) -> None:
+        for name, metric in self.named_modules():
+            for attr, value in state.get(name, {}).items() if isinstance(metric, Metric) else ():
+                setattr(metric, attr, [v.to(metric.device) for v in value] if isinstance(value, list)
+                        else value.to(metric.device))
 
     def confusion_matrix(self) -> torch.Tensor:
         """The epoch's confusion matrix (synced across processes); the state starts afresh."""

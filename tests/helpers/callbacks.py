@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
 
@@ -75,3 +78,26 @@ class ManualEMA(pl.Callback):
 
 def _float_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {key: value.detach().clone() for key, value in module.state_dict().items() if value.is_floating_point()}
+
+
+class StopAt(pl.Callback):
+    """Sends this process ``signal`` (15: SIGTERM, 9: SIGKILL) after optimizer step ``step`` (or at the end of epoch
+    ``epoch``): a run stopped at a chosen point, once. A resumed run that starts before that point (a kill -9 resumes
+    from an earlier checkpoint) goes on past it: the stop leaves the file ``marker``."""
+
+    def __init__(self, signal: int = 15, step: int | None = None, epoch: int | None = None,
+                 marker: str = "stopped") -> None:
+        self.signal, self.step, self.epoch, self.marker = signal, step, epoch, Path(marker)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args) -> None:
+        if self.step is not None and trainer.global_step == self.step:
+            self._stop()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.epoch is not None and trainer.current_epoch == self.epoch:
+            self._stop()
+
+    def _stop(self) -> None:
+        if not self.marker.exists():
+            self.marker.touch()
+            os.kill(os.getpid(), self.signal)
