@@ -124,7 +124,8 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         data={"root": str(datamodule.root), "layout": datamodule.hparams.layout,
               "class_names": datamodule.class_names,
               "split_sizes": {k: len(v) for k, v in datamodule.splits.items()},
-              "split_manifest_sha256": datamodule.manifest_sha256},
+              "split_manifest_sha256": datamodule.manifest_sha256,
+              "fold": datamodule.index.fold_record},
         feature_cache=features is not None,
         provenance=provenance(),
         overrides=launch_overrides(),  # lets resume=true check a reused folder belongs to this command

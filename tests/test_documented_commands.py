@@ -45,7 +45,7 @@ def placeholders(tiny: Path, ckpt: Path, sweep: Path) -> dict[str, str]:
             "runs/abl/base/split_manifest.csv": str(ckpt.parent.parent / "split_manifest.csv"),
             "<run>/split_manifest.csv": str(ckpt.parent.parent / "split_manifest.csv"),
             "multirun/<date>/<time>": str(sweep), "multirun/design-card": str(sweep),
-            "multirun/search/search": str(sweep),
+            "multirun/search/search": str(sweep), "multirun/cv": str(sweep),
             "SWEEP_DIR": str(sweep), "<audit folder>/exclude.txt": str(tiny / "exclude.txt"),
             "../shared/data/trashnet": str(tiny), "/path/to/trashnet": str(tiny), "/data/trashnet": str(tiny),
             "/shared/data/trashnet": str(tiny), "data.root=...": f"data.root={tiny}", "ckpt=...": f"ckpt={ckpt}",
@@ -98,10 +98,17 @@ def tiny(tmp_path_factory):
     return data, sweep / "0" / "checkpoints" / "model.ckpt", sweep, env
 
 
+def distinct_runs() -> list[tuple[str, str]]:
+    """The documented evaluate, predict, export, audit and report commands, each once as it runs here (pages show
+    ``report multirun/<date>/<time>`` and ``report SWEEP_DIR``: the same command on the same sweep)."""
+    stand_ins = placeholders(Path("DATA"), Path("CKPT"), Path("SWEEP"))
+    runs = {substituted(command, stand_ins): (page, command) for page, command in documented_commands()
+            if re.match(r"python -m garbage_lit\.(evaluate|predict|export|audit|report)\b", command)}
+    return list(dict.fromkeys(runs.values()))
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize(("page", "command"), [(page, command) for page, command in documented_commands()
-                                               if re.match(r"python -m garbage_lit\.(evaluate|predict|export|audit|"
-                                                           r"report)\b", command)])
+@pytest.mark.parametrize(("page", "command"), distinct_runs())
 def test_every_documented_evaluate_predict_export_audit_and_report_runs_as_written(page, command, tiny, tmp_path):
     data, ckpt, sweep, env = tiny
     photo = data / "glass" / "glass1.jpg"  # the docs' photos with odd names, where they name them (cwd-relative)

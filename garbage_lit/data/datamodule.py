@@ -78,6 +78,9 @@ class GarbageDataModule(pl.LightningDataModule):
         batch_transform_off_epoch: int | None = None,
         seed: int = 0,
         exclude: str | Path | None = None,
+        folds: int | None = None,
+        fold: int = 0,
+        fold_as: str = "test",
     ) -> None:
         super().__init__()
         # The batch transform's partial stays out of checkpoints, so they load with weights_only=True.
@@ -86,7 +89,7 @@ class GarbageDataModule(pl.LightningDataModule):
         self.batch_transform: Callable | None = None
         self._train_loader: ResumableLoader | None = None
         self.index = DataIndex(root, layout, test_ratio, val_ratio, split_seed, split_manifest, strict, dedupe, groups,
-                               exclude, scan_cache, cache_dir, output_dir)
+                               exclude, scan_cache, cache_dir, output_dir, folds, fold, fold_as)
 
     # -- set-up ---------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:

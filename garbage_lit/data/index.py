@@ -26,8 +26,15 @@ from garbage_lit.data.exclude import drop_excluded
 from garbage_lit.data.groups import class_bins
 from garbage_lit.data.samples import DataProblem, Sample, ScanResult
 from garbage_lit.data.scan import scan_dataset
-from garbage_lit.data.split import SPLITS, images_to_reach, read_manifest, stratified_split, write_manifest
-from garbage_lit.errors import DataError
+from garbage_lit.data.split import (
+    SPLITS,
+    images_to_reach,
+    read_manifest,
+    stratified_folds,
+    stratified_split,
+    write_manifest,
+)
+from garbage_lit.errors import ConfigError, DataError
 from garbage_lit.records.folder import DUPLICATES_FILE, MANIFEST_FILE, PROBLEMS_FILE
 from garbage_lit.records.tables import write_csv
 
@@ -51,13 +58,19 @@ class DataIndex:
                  split_seed: int = 0, split_manifest: str | Path | None = None, strict: bool = False,
                  dedupe: bool = False, groups: str | Path | Mapping[str, str] | None = None,
                  exclude: str | Path | None = None, scan_cache: bool = True, cache_dir: str | Path | None = None,
-                 output_dir: str | Path | None = None) -> None:
+                 output_dir: str | Path | None = None, folds: int | None = None, fold: int = 0,
+                 fold_as: str = "test") -> None:
         self.root = Path(root).expanduser().resolve()
         self.layout, self.test_ratio, self.val_ratio, self.split_seed = layout, test_ratio, val_ratio, split_seed
         self.split_manifest, self.strict, self.dedupe = split_manifest, strict, dedupe
         self.groups, self.exclude = groups, exclude
         self.cache_dir = cache_dir if scan_cache else None
         self.output_dir = Path(output_dir) if output_dir else None
+        self.folds, self.fold, self.fold_as = folds, fold, fold_as
+        if folds is not None and split_manifest:
+            raise ConfigError(f"data.split_manifest={split_manifest} fixes the split and data.folds={folds} cuts it "
+                              f"afresh: set one of them (data.folds=null or data.split_manifest=null)")
+        self.of_fold: list[int | None] | None = None  # each image's fold, with data.folds
         self.scan: ScanResult | None = None
         self.splits: dict[str, list[Sample]] = {}
         self.class_bins: list[str] | None = None
@@ -80,6 +93,10 @@ class DataIndex:
         self.class_bins = class_bins(scan.class_names, self.groups)
         if self.split_manifest:
             assignment = read_manifest(Path(self.split_manifest), self.root, scan.samples, scan.class_names)
+        elif self.folds is not None:
+            assignment, self.of_fold = stratified_folds([s.label for s in scan.samples], self.folds, self.fold,
+                                                        self.test_ratio, self.val_ratio, self.split_seed, self.fold_as)
+            self._check_folds(scan)
         else:
             assignment = stratified_split([s.label for s in scan.samples], self.test_ratio, self.val_ratio,
                                           self.split_seed)
@@ -114,6 +131,11 @@ class DataIndex:
         return self._require_scan().num_classes
 
     @property
+    def fold_record(self) -> dict[str, Any] | None:
+        """Which fold this split holds out, as metrics.json records it (None without ``folds``)."""
+        return {"folds": self.folds, "fold": self.fold, "as": self.fold_as} if self.folds is not None else None
+
+    @property
     def train_class_counts(self) -> list[int]:
         """Training images of each class (e.g. for a class-weighted loss)."""
         counts = Counter(s.label for s in self.splits["train"])
@@ -125,6 +147,17 @@ class DataIndex:
         return self.scan
 
     # -- checks and listings --------------------------------------------------------------------
+    def _check_folds(self, scan: ScanResult) -> None:
+        """Refuse folds that leave a class out of some fold's held-out split (it has fewer images than folds)."""
+        for label, class_name in enumerate(scan.class_names):
+            dealt = sum(1 for s, f in zip(scan.samples, self.of_fold) if s.label == label and f is not None)
+            if 0 < dealt < self.folds:
+                raise DataError(f"data.folds={self.folds}: class {class_name!r} has {dealt} image(s) to deal, so "
+                                f"{self.folds - dealt} of the {self.folds} folds would hold none of it as "
+                                f"{SPLIT_NAMES[self.fold_as]} images; use data.folds={max(dealt, 2)} or fewer, or "
+                                f"leave the class out")
+
+
     def _unmeasured_classes(self, class_names: Sequence[str]) -> list[DataProblem]:
         """Classes with images but none in the test split (or the val split, when there is one), and why."""
         counts = {name: Counter(s.label for s in samples) for name, samples in self.splits.items()}
@@ -215,7 +248,7 @@ class DataIndex:
     @rank_zero_only
     def _write_manifest(self, scan: ScanResult, assignment: list[str]) -> str:
         return write_manifest(self.output_dir / MANIFEST_FILE, self.root, scan.samples, assignment,
-                              scan.class_names)
+                              scan.class_names, self.of_fold)
 
 
 def index_settings(settings: Mapping[str, Any]) -> dict[str, Any]:

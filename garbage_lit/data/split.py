@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from garbage_lit.data.samples import Sample
-from garbage_lit.errors import DataError
+from garbage_lit.errors import ConfigError, DataError
 from garbage_lit.records.atomic import atomic_write
 
 SPLITS = ("train", "val", "test")
@@ -48,6 +48,54 @@ def stratified_split(labels: Sequence[int], test_ratio: float, val_ratio: float 
     return assignment
 
 
+FOLD_AS = ("test", "val")  # what the chosen fold is: the test split (cross-validation) or the validation split
+
+
+def stratified_folds(labels: Sequence[int], folds: int, fold: int, test_ratio: float = 0.2, val_ratio: float = 0.0,
+                     seed: int = 0, fold_as: str = "test") -> tuple[list[str], list[int | None]]:
+    """Each sample's split when the data is cut into ``folds`` stratified folds, and each sample's fold.
+
+    ``fold_as="test"``: k-fold cross-validation. Fold ``fold`` is the test split; ``val_ratio`` of the other folds'
+    images (per class) is the validation split. ``fold_as="val"``: the test split is :func:`stratified_split`'s (the
+    same images for the same ``test_ratio`` and ``seed``, never in a fold); the rest is cut into folds and fold
+    ``fold`` is the validation split, so recipes can be compared on every non-test image without reading the test.
+    Within a class the images are dealt to the folds in a seeded order, continuing where the previous class stopped,
+    so folds differ in size by at most one image.
+    """
+    if fold_as not in FOLD_AS:
+        raise ConfigError(f"data.fold_as={fold_as!r} must be one of {FOLD_AS}")
+    if not isinstance(folds, int) or folds < 2:
+        raise ConfigError(f"data.folds={folds!r} must be a whole number of at least 2 (e.g. 5), or null for one split")
+    if not 0 <= fold < folds:
+        raise ConfigError(f"data.fold={fold} is out of range for data.folds={folds}: use 0 to {folds - 1}")
+    if fold_as == "val":
+        assignment = stratified_split(labels, test_ratio, 0.0, seed)
+        val_ratio = 0.0
+    else:
+        if not 0.0 <= val_ratio < 1.0:
+            raise DataError(f"data.val_ratio={val_ratio} must lie in [0, 1) (0 disables the validation split)")
+        assignment = ["train"] * len(labels)
+    rng = np.random.default_rng(seed)
+    by_class: dict[int, list[int]] = defaultdict(list)
+    for index, label in enumerate(labels):
+        by_class[label].append(index)
+    of_fold: list[int | None] = [None] * len(labels)
+    dealt = 0
+    for label in sorted(by_class):
+        members = np.array(by_class[label])[rng.permutation(len(by_class[label]))]
+        members = [int(i) for i in members if assignment[i] == "train"]  # fold_as=val: the test images stay out
+        for position, index in enumerate(members):
+            of_fold[index] = (dealt + position) % folds
+        dealt += len(members)
+        held_out = [i for i in members if of_fold[i] == fold]
+        rest = [i for i in members if of_fold[i] != fold]
+        for index in held_out:
+            assignment[index] = fold_as
+        for index in rest[:min(round(len(rest) * val_ratio), len(rest) - 1)]:
+            assignment[index] = "val"
+    return assignment, of_fold
+
+
 def split_counts(images: int, test_ratio: float, val_ratio: float) -> tuple[int, int]:
     """How many of a class's ``images`` go to test and to val; at least one always stays for training."""
     n_test = min(round(images * test_ratio), images - 1)
@@ -67,14 +115,16 @@ def images_to_reach(split: str, test_ratio: float, val_ratio: float) -> int:
 
 
 def write_manifest(path: Path, root: Path, samples: Sequence[Sample], splits: Sequence[str],
-                   class_names: Sequence[str]) -> str:
-    """Write the split manifest CSV atomically; return its SHA-256 (recorded as provenance)."""
+                   class_names: Sequence[str], folds: Sequence[int | None] | None = None) -> str:
+    """Write the split manifest CSV atomically; return its SHA-256 (recorded as provenance). With ``folds`` (each
+    image's fold, :func:`stratified_folds`) a ``fold`` column says which fold each image is in (empty: none)."""
     with atomic_write(path, newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(MANIFEST_COLUMNS)
-        for sample, split in zip(samples, splits):
-            writer.writerow([sample.path.relative_to(root).as_posix(), sample.label,
-                             class_names[sample.label], split, sample.sha256])
+        writer.writerow([*MANIFEST_COLUMNS, *(["fold"] if folds is not None else [])])
+        for i, (sample, split) in enumerate(zip(samples, splits)):
+            writer.writerow([sample.path.relative_to(root).as_posix(), sample.label, class_names[sample.label],
+                             split, sample.sha256, *([folds[i] if folds[i] is not None else ""]
+                                                     if folds is not None else [])])
     return file_sha256(path)
 
 

@@ -5,7 +5,9 @@ loss and accuracy per configuration, as the paper's figure 6), ``summary.csv`` (
 macro recall, bin metrics when recorded, mean ± std over seeds), ``paper_comparison.csv`` (the paper's
 figures 6 and 7 beside ours), ``claims.csv`` (the paper's conclusions with our verdicts), ``claim_pairs.csv``
 (every one-factor pair: difference in final test accuracy, bootstrap interval, verdict), ``learning_speed.csv``,
-``jobs.csv`` (every job, failed and missing ones included), ``learning_curves.png`` and ``accuracy_comparison.png``.
+``jobs.csv`` (every job, failed and missing ones included), ``learning_curves.png`` and ``accuracy_comparison.png``;
+on a cross-validation sweep (``-m data.fold=...``) also ``folds.csv`` (mean ± sd over folds per configuration) and
+``fold_pairs.csv`` (paired differences on the same folds, :mod:`garbage_lit.report.folds`).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from garbage_lit.report.claims import (
     in_paper_grid,
     judge_claims,
 )
+from garbage_lit.report.folds import fold_rows, held_out_metric, jobs_off_their_folds_split, paired_rows
 from garbage_lit.report.jobs import JobResult, load_sweep
 from garbage_lit.report.paper import (
     NOT_IN_SWEEP,
@@ -79,6 +82,9 @@ class SweepReport:
     other_split_jobs: list[JobResult]
     claims: Claims
     per_class_rows: list[dict[str, Any]]
+    fold_metric: str | None = None  # what the folds' jobs were measured on; None: no job ran on a fold
+    fold_rows: list[dict[str, Any]] | None = None
+    fold_pair_rows: list[dict[str, Any]] | None = None
 
     @property
     def unfinished(self) -> list[JobResult]:
@@ -154,6 +160,20 @@ class SweepReport:
                 f"scaling when the job had a validation split to fit it on). Links are relative to the sweep "
                 f"folder.\n\n" + markdown_table(rows, None))
 
+    def folds_markdown(self) -> str:
+        """Each configuration's mean ± sd over its folds, then the paired differences between configurations."""
+        held_out = "test split" if self.fold_metric == TEST_ACC else "validation split (the test split was not read)"
+        pairs = markdown_table(self.fold_pair_rows, None) if self.fold_pair_rows else \
+            "No two configurations completed two or more of the same folds: nothing to pair."
+        return "\n".join([
+            f"Each job is measured on the part its fold holds out, its {held_out}: {self.fold_metric} of the kept "
+            f"epoch. sd: standard deviation over the folds (and seeds).", "",
+            markdown_table(self.fold_rows, None), "",
+            "### Paired differences on the same folds (first minus second)", "",
+            "Per fold (and seed) the first configuration's value minus the second's; mean, sd and a 95% Student-t "
+            "interval over the folds both completed. *above 0*: the first is better beyond the folds' noise.", "",
+            pairs])
+
     def unfinished_markdown(self) -> str:
         if not self.unfinished:
             return "Every job completed."
@@ -172,6 +192,7 @@ class SweepReport:
                  f"## Summary (sorted by final test accuracy; {self._seeds_said()})", "", self.summary_markdown(), "",
                  "## Per-class test accuracy (one row per class, one column per configuration; mean over seeds)", "",
                  self.per_class_markdown(), "",
+                 *(["## Cross-validation folds", "", self.folds_markdown(), ""] if self.fold_metric else []),
                  "## Mistakes and calibration per job", "", self.insight_markdown(), "",
                  "## Per-epoch train and test loss / accuracy (as the paper's figure 6; mean over seeds)", "",
                  self.epochs_markdown(), "",
@@ -188,7 +209,8 @@ class SweepReport:
     def _seeds_said(self) -> str:
         """``mean ± std over seeds`` when some configuration ran several, else that each ran once."""
         if self._several_seeds():
-            return "mean ± std over seeds; n: completed seeds"
+            return ("mean ± std over seeds and folds; n: completed jobs" if self.fold_metric
+                    else "mean ± std over seeds; n: completed seeds")
         return "one completed job per configuration, so no spread"
 
     def _epochs(self) -> int:
@@ -207,9 +229,14 @@ def build_report(sweep_dir: str | Path, reference_path: str | Path = REFERENCE_P
     configs = group_configurations(jobs)
     reference = load_reference(reference_path)
     split_sha256, other_split = common_split(jobs)
+    metric = held_out_metric(configs)
+    if metric is not None:
+        other_split = jobs_off_their_folds_split(jobs)
     return SweepReport(sweep_dir, jobs, configs, paper_table(configs), summary_table(configs),
                        comparison_table(configs, reference), jobs_table(jobs, split_sha256), reference,
-                       split_sha256, other_split, judge_claims(configs, bootstrap), per_class_table(configs))
+                       split_sha256, other_split, judge_claims(configs, bootstrap), per_class_table(configs),
+                       metric, fold_rows(configs, metric) if metric else None,
+                       paired_rows(configs, metric) if metric else None)
 
 
 def write_report(report: SweepReport, out_dir: str | Path | None = None) -> dict[str, Path]:
@@ -220,6 +247,10 @@ def write_report(report: SweepReport, out_dir: str | Path | None = None) -> dict
                                            "paper_comparison.csv", "claims.csv", "claim_pairs.csv",
                                            "learning_speed.csv", "jobs.csv", "learning_curves.png",
                                            "accuracy_comparison.png")}
+    if report.fold_metric:
+        files.update({name: out / name for name in ("folds.csv", "fold_pairs.csv")})
+        write_csv(files["folds.csv"], report.fold_rows)
+        write_csv(files["fold_pairs.csv"], report.fold_pair_rows or [])
     files["report.md"].write_text(report.markdown(), encoding="utf-8")
     summary_columns = [c for c in report.summary_rows[0] if not c.endswith("± std")] \
         if report.summary_rows else []
@@ -276,6 +307,8 @@ def _hydra_value(value: Any) -> str:
 def _split_line(report: SweepReport) -> str:
     if report.split_sha256 is None:
         return "Split check: no job recorded a split manifest."
+    if report.fold_metric and not report.other_split_jobs:
+        return "Split check: cross-validation; within each fold every job that recorded one used the same split."
     if not report.other_split_jobs:
         return f"Split check: every job that recorded one used the same split (manifest sha256 " \
                f"{report.split_sha256[:12]})."

@@ -27,6 +27,8 @@ from garbage_lit.report.jobs import JobResult
 # Override keys behind the paper's four columns (model, batch size, optimizer, lr); `seed` tells repeats apart.
 PAPER_OVERRIDES = ("model", "optim", "lr", "batch_size")
 SEED_KEY = "seed"
+FOLD_KEY = "data.fold"  # cross-validation: a configuration's jobs on its folds (garbage_lit.report.folds)
+REPEATS = (SEED_KEY, FOLD_KEY)  # keys whose jobs repeat one configuration
 # Settings a reader needs beside the results, read from each job's resolved config (metrics.json "config").
 RECIPE_KEYS = ("epochs", "data.image_size", "data.resize_size", "data.test_ratio", "data.val_ratio",
                "data.augment", "data.rotation_degrees", "model.weights", "model.freeze_backbone")
@@ -58,7 +60,7 @@ def job_settings(job: JobResult) -> dict[str, Any]:
 
 def varying_keys(jobs: Sequence[JobResult]) -> list[str]:
     """Override keys whose value differs between jobs, beyond the paper's four and the seed."""
-    named = {*PAPER_OVERRIDES, SEED_KEY}
+    named = {*PAPER_OVERRIDES, *REPEATS}
     values: dict[str, set[str]] = {}
     for job in jobs:
         for key, value in job.override_dict.items():
@@ -96,7 +98,7 @@ def _lookup(config: dict[str, Any], dotted: str) -> Any:
 
 @dataclass
 class Configuration:
-    """The jobs that share one setting (model, batch size, optimizer, lr, other swept keys), one per seed."""
+    """The jobs that share one setting (model, batch size, optimizer, lr, other swept keys), one per seed and fold."""
 
     settings: dict[str, Any]
     jobs: list[JobResult] = field(default_factory=list)
@@ -127,7 +129,7 @@ class Configuration:
 
 
 def group_configurations(jobs: Sequence[JobResult]) -> list[Configuration]:
-    """Jobs grouped by their overrides apart from the seed, in the order their first job appears.
+    """Jobs grouped by their overrides apart from the seed and the fold, in the order their first job appears.
 
     Grouping by overrides (not by the saved config) keeps a job that never started, and so has no
     config, beside its siblings; the displayed settings come from the first job that has a config.
@@ -136,7 +138,7 @@ def group_configurations(jobs: Sequence[JobResult]) -> list[Configuration]:
     groups: dict[tuple, list[JobResult]] = {}
     for job in jobs:
         key = tuple(sorted((k, v) for k, v in job.override_dict.items()
-                           if k != SEED_KEY and not k.startswith("hydra.")))
+                           if k not in REPEATS and not k.startswith("hydra.")))
         groups.setdefault(key, []).append(job)
     configs = []
     for members in groups.values():
