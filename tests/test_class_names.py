@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -109,16 +110,17 @@ def test_mlflow_gets_every_metric_of_odd_class_names_with_the_mapping(tmp_path):
     uri = mlflow_server()
     data = make_dataset(tmp_path / "data")
     run_dir = tmp_path / "run"
+    experiment = f"names-{uuid.uuid4().hex}"  # the server outlives test sessions, whose folder names repeat
     done = subprocess.run([sys.executable, "-m", "garbage_lit.train", "debug=fast", "data=folder", f"data.root={data}",
                            "epochs=2", "data.val_ratio=0.2", "logger=[tensorboard,mlflow]",
-                           f"logger.mlflow.tracking_uri={uri}", f"logger.mlflow.experiment_name=names-{tmp_path.name}",
+                           f"logger.mlflow.tracking_uri={uri}", f"logger.mlflow.experiment_name={experiment}",
                            f"hydra.run.dir={run_dir}"], cwd=tmp_path, capture_output=True, text=True, timeout=600,
                           env={**os.environ, "GARBAGE_LIT_CACHE_DIR": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr[-3000:]
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["status"] == "completed"
     client = MlflowClient(uri)
-    (run,) = client.search_runs([client.get_experiment_by_name(f"names-{tmp_path.name}").experiment_id])
+    (run,) = client.search_runs([client.get_experiment_by_name(experiment).experiment_id])
     files = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, dst_path=str(tmp_path / "artifacts"),
                                                      tracking_uri=uri))
     with (files / "metric_keys.csv").open(encoding="utf-8") as handle:
