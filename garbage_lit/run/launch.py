@@ -42,7 +42,12 @@ def start_command(cfg: DictConfig) -> None:
 def prepare_sweep_job(cfg: DictConfig) -> None:
     """The start of a training job: warnings into ``train.log``, an accelerator the machine has, and in a multirun one
     GPU (or a share of the cores) per job and DataLoader workers that start."""
+    import torch
+
     logging.captureWarnings(True)
+    # trainer.deterministic makes torch also fill every new tensor with NaN, which no result here depends on (results
+    # are identical without it) and which cost a quarter of a fine-tuning step on the CPU (benchmarks/README.md).
+    torch.utils.deterministic.fill_uninitialized_memory = False
     hydra_cfg = HydraConfig.get()
     use_platform_start_method()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
