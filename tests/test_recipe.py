@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,13 @@ from garbage_lit.models import GarbageClassifier
 from garbage_lit.models.classifier import class_weights
 from garbage_lit.models.loading import eval_transform, load_classifier
 from garbage_lit.predict import predict
+from garbage_lit.run.components import data_module
 from garbage_lit.train import train
 
 from helpers import TEST_ACC
 from helpers.callbacks import ManualEMA
 from helpers.config import compose_app
-from helpers.data import make_folder_dataset, write_image
+from helpers.data import make_folder_dataset, require_shared, write_image
 
 
 # -- EMA of the weights ------------------------------------------------------------------------------
@@ -57,6 +59,32 @@ def test_the_ema_of_the_weights_is_the_model_kept_tested_saved_and_exported(make
     torch.testing.assert_close(load_classifier(run / final["checkpoint"]).head.bias, average["head.bias"])
 
 
+@pytest.mark.slow
+def test_after_the_unfreeze_the_average_follows_the_trained_weights_on_real_photos(make_cfg, tmp_path, caplog):
+    """TrashNet photos (15 a class), efficientnet_lite0 with ImageNet weights, linear probe then unfrozen. A run with
+    EMA trains exactly the weights of the same run without it (same seed, same draws), so the plain run's val/acc
+    is the trained weights'. The average restarts from the weights at the unfreeze and, from the epoch after it,
+    scores within 2 of the 24 validation images of them."""
+    data = tmp_path / "trashnet15"
+    for class_dir in sorted(p for p in require_shared("trashnet").iterdir() if p.is_dir()):
+        (data / class_dir.name).mkdir(parents=True)
+        for photo in sorted(class_dir.glob("*.jpg"))[:15]:
+            (data / class_dir.name / photo.name).symlink_to(photo)
+    common = ("data=folder", f"data.root={data}", "experiment=finetune", "model=efficientnet_lite0",
+              "model.weights=imagenet", "data.image_size=96", "data.resize_size=110", "epochs=4", "batch_size=8",
+              "data.val_ratio=0.3", "test=false")
+    runs = {name: tmp_path / name for name in ("plain", "ema")}
+    train(make_cfg(*common, output_dir=runs["plain"]))
+    with caplog.at_level(logging.INFO, logger="garbage_lit.callbacks.ema"):
+        train(make_cfg(*common, "callbacks/weight_averaging=ema", output_dir=runs["ema"]))
+    plain, ema = (json.loads((run / "metrics.json").read_text()) for run in runs.values())
+    assert plain["data"]["split_sizes"]["val"] == 24
+    trained = [row["val/acc"] for row in plain["epochs"]]
+    average = [row["val/acc"] for row in ema["epochs"]]
+    assert [row["train/loss"] for row in ema["epochs"]] == [row["train/loss"] for row in plain["epochs"]]
+    assert "EMA of the weights restarted at step 7" in caplog.text
+    for epoch in (2, 3):
+        assert abs(average[epoch] - trained[epoch]) <= 2 / 24 + 1e-6, (average, trained)
 
 
 def test_an_interrupted_ema_run_resumes_training_the_weights_not_their_average(make_cfg, folder_dataset, tmp_path):
@@ -75,11 +103,52 @@ def test_an_interrupted_ema_run_resumes_training_the_weights_not_their_average(m
     assert not torch.allclose(start["head.weight"], saved["state_dict"]["head.weight"])
     assert final["epoch"] == 1 and (run / final["checkpoint"]).is_file()
 
+
 def test_ema_half_life_must_be_positive():
     from garbage_lit.callbacks.ema import WeightEMA
 
     with pytest.raises(ValueError, match=r"half_life_epochs=0 must be above 0"):
         WeightEMA(half_life_epochs=0)
+
+
+# -- training smaller than testing (FixRes) ---------------------------------------------------------------
+def test_batchnorm_statistics_re_estimated_at_the_test_size_are_the_saved_model_s(make_cfg, folder_dataset, tmp_path):
+    """Trained at 32 px, validated and tested at 48 px with callbacks/batchnorm=recalibrate: model.ckpt holds the
+    statistics of the calibration images at 48 px (recomputed here by hand from the saved weights), the frozen stem
+    keeps its own, and evaluate on model.ckpt gives the run's test accuracy."""
+    run = tmp_path / "run"
+    final = train(make_cfg("data=folder", f"data.root={folder_dataset}", "data.val_ratio=0.3", "epochs=2",
+                           "model.freeze_backbone=false", "model.frozen_stages=1", "data.eval_image_size=48",
+                           "callbacks/batchnorm=recalibrate", "callbacks.batchnorm.images=12", output_dir=run))
+    saved = torch.load(run / "checkpoints" / "model.ckpt", weights_only=True)["state_dict"]
+
+    model = load_classifier(run / "checkpoints" / "model.ckpt")
+    datamodule = data_module(make_cfg("data=folder", f"data.root={folder_dataset}", "data.val_ratio=0.3",
+                                      "data.eval_image_size=48", output_dir=tmp_path / "again"))
+    datamodule.setup("fit")
+    batches = [x for x, _ in datamodule.calibration_loader(12)]
+    assert torch.cat(batches).shape == (12, 3, 48, 48)
+    # BatchNorm's own estimate: every layer but the frozen stem's in train mode, a cumulative average over the batches.
+    model.eval()
+    stem = model.backbone.bn1
+    for layer in model.backbone.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d) and layer is not stem:
+            layer.reset_running_stats()
+            layer.momentum = None
+            layer.train()
+    with torch.no_grad():
+        for images in batches:
+            model(images)
+    for key, value in model.state_dict().items():
+        if "running_" in key:
+            torch.testing.assert_close(saved[key], value, rtol=1e-4, atol=1e-5, msg=key)
+    pl.seed_everything(0)  # the run's seed: the random-init backbone it built first (the frozen stem's statistics)
+    initial = instantiate(make_cfg().model, _convert_="all", num_classes=3).backbone.state_dict()
+    assert torch.equal(saved["backbone.bn1.running_mean"], initial["bn1.running_mean"])
+
+    report = evaluate(compose_app("evaluate", tmp_path / "eval", f"ckpt={run / 'checkpoints' / 'model.ckpt'}",
+                                  "data=folder", f"data.root={folder_dataset}", "data.val_ratio=0.3", "split=test"))
+    assert report["inference"]["image_size"] == 48 and report[TEST_ACC] == pytest.approx(final[TEST_ACC], abs=1e-6)
 
 
 # -- precision ---------------------------------------------------------------------------------------

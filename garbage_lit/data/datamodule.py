@@ -23,6 +23,7 @@ from garbage_lit.errors import DataError
 log = logging.getLogger(__name__)
 
 BATCH_STREAM = 1  # the batch transform's draws, apart from the samples' (draw_seed's stream)
+CALIBRATION_STREAM = 2  # the choice of BatchNorm calibration images
 
 
 class GarbageDataModule(pl.LightningDataModule):
@@ -178,6 +179,18 @@ class GarbageDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test")
+
+    def calibration_loader(self, images: int) -> DataLoader:
+        """``images`` training images, a fixed choice seeded by the run's seed, with the evaluation preprocessing: what
+        BatchNorm statistics are re-estimated on for evaluating at another size than training (FixRes)."""
+        hp = self.hparams
+        samples = self.splits["train"]
+        chosen = torch.randperm(len(samples), generator=torch.Generator().manual_seed(
+            draw_seed(hp.seed, -1, -1, stream=CALIBRATION_STREAM)))[:images].tolist()
+        image_size, resize_size = self._sizes(training_split=False)
+        dataset = ImageDataset([samples[i] for i in chosen], build_transforms(
+            False, image_size, resize_size, mean=hp.mean, std=hp.std, interpolation=hp.interpolation))
+        return DataLoader(dataset, batch_size=hp.batch_size, num_workers=hp.num_workers)
 
     def _loader(self, split: str, shuffle: bool = False) -> DataLoader:
         """``split``'s loader. Training's is a :class:`~garbage_lit.data.sampling.ResumableLoader` (its order and
