@@ -50,7 +50,7 @@ def cached_features(backbone: nn.Module, backbone_name: str, images: Dataset, im
     ``images`` yields; together with the backbone's fingerprint (``fingerprint``, computed when not
     given) and ``views`` they form the key.
     """
-    payload = {"kind": "backbone features v1", "backbone": backbone_name,
+    payload = {"kind": "backbone features v2", "backbone": backbone_name,  # v2: computed channels-last
                "weights": fingerprint or module_fingerprint(backbone),
                "images": list(image_ids), "preprocessing": preprocessing, "views": views, "view_seed": VIEW_SEED,
                "torch": torch.__version__, "torchvision": torchvision.__version__}
@@ -81,7 +81,8 @@ def extract_features(backbone: nn.Module, images: Dataset, views: int, path: Pat
                                     generator=torch.Generator().manual_seed(VIEW_SEED + view))
                 start = 0
                 for batch, _ in loader:
-                    out = backbone(batch.to(device)).float().cpu().numpy()
+                    # channels-last input: oneDNN's faster convolutions (1.5x here), the format training runs in
+                    out = backbone(batch.to(device, memory_format=torch.channels_last)).float().cpu().numpy()
                     if features is None:
                         features = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
                                                              shape=(views, len(images), out.shape[1]))

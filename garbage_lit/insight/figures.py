@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 
 from garbage_lit.insight.calibration import reliability_figure
 from garbage_lit.insight.coverage import coverage_figure
-from garbage_lit.insight.gallery import mistakes_gallery
+from garbage_lit.insight.gallery import PNG_COMPRESSION, mistakes_gallery
 from garbage_lit.records.folder import COVERAGE_FILE, GALLERY_FILE, RELIABILITY_FILE
 
 
@@ -32,5 +32,5 @@ def insight_pictures(logits: torch.Tensor, probs: torch.Tensor, targets: torch.T
 def figure_png(figure: Figure, dpi: int = 100) -> bytes:
     """``figure`` drawn once, as PNG bytes (for a file and every logger alike)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
+    figure.savefig(buffer, format="png", dpi=dpi, pil_kwargs={"compress_level": PNG_COMPRESSION})
     return buffer.getvalue()

@@ -28,6 +28,7 @@ TEXT_PX = 12           # caption font size (px)
 TITLE_PX = 16          # section title font size (px)
 LINE_PX = 15           # caption line height (px)
 CAPTION_LINES = 3
+PNG_COMPRESSION = 1      # zlib level of every picture: a fifth of level 6's time, files about a third larger
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,7 @@ def gallery_png(sections: Sequence[tuple[str, Sequence[Tile]]], class_names: Seq
     for line, text in enumerate([*legend, missing_glyphs_note()] if legend else []):
         write(draw, (GAP, y + line * LINE_PX), text, TEXT_PX, max_width=width - 2 * GAP)
     buffer = io.BytesIO()
-    canvas.save(buffer, format="PNG")
+    canvas.save(buffer, format="PNG", compress_level=PNG_COMPRESSION)
     return buffer.getvalue()
 
 

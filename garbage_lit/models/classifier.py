@@ -147,11 +147,11 @@ class GarbageClassifier(pl.LightningModule):
         """A batch's loss; its labels may be class probabilities (a batch transform such as MixUp mixed them), which
         the loss takes as they are and the metrics read as their most likely class.
 
-        The metric objects are updated every step and handed to Lightning once, with the epoch's last batch
-        (it computes them at the epoch's end): each ``self.log`` costs more than a step on cached features.
+        The metrics count the epoch's batches at its last one (:meth:`SplitMetrics.defer`) and are handed to Lightning
+        then (it computes them at the epoch's end): each ``self.log`` costs more than a step on cached features.
         """
         loss, logits, targets = self.model_step(batch)
-        self.train_metrics.update(loss, logits, targets.argmax(dim=1) if targets.ndim > 1 else targets)
+        self.train_metrics.defer(loss, logits, targets.argmax(dim=1) if targets.ndim > 1 else targets)
         if self.trainer.is_last_batch or batch_idx + 1 >= self.trainer.num_training_batches:
             self.log_dict(self.train_metrics.metrics(), on_step=False, on_epoch=True)
         return loss
