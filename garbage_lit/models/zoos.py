@@ -239,8 +239,11 @@ class EfficientNetLiteZoo:
         with torch.device("meta"):  # no random initialisation of weights about to be replaced
             model = self.build(arch, pretrained_layout=True)
         path = Path(model_file.get_model_file_path())
-        weights = {key: value.clone() for key, value in _weights_file(str(path), path.stat().st_mtime_ns).items()}
-        model.load_state_dict(weights, assign=True)  # clones: the memo stays intact for the next job
+        # Contiguous clones: the memo stays intact for the next job, and the file's transposed (TensorFlow-ordered)
+        # strides do not become the parameters' (every convolution would reorder its weight).
+        weights = {key: value.clone(memory_format=torch.contiguous_format)
+                   for key, value in _weights_file(str(path), path.stat().st_mtime_ns).items()}
+        model.load_state_dict(weights, assign=True)
         return model
 
     def remove_head(self, model: nn.Module) -> int:
