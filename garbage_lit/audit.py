@@ -15,7 +15,6 @@ Features come from the feature cache split by split, un-augmented, exactly as a 
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections import Counter
 from pathlib import Path
@@ -48,6 +47,7 @@ from garbage_lit.models.classifier import GarbageClassifier
 from garbage_lit.models.resolvers import register_resolvers
 from garbage_lit.records.atomic import write_json_atomic
 from garbage_lit.records.folder import AUDIT_FILE, EXCLUDE_FILE, LABEL_ISSUES_FILE, LABEL_ISSUES_GALLERY
+from garbage_lit.records.tables import write_csv
 from garbage_lit.run.commands import cli as command_line
 from garbage_lit.run.commands import one_line_errors
 from garbage_lit.run.components import data_module
@@ -157,13 +157,10 @@ def suspect_tiles(suspects: list[Suspect], samples: list[Sample], class_names: l
 
 def _write_issues(path: Path, suspects: list[Suspect], files: list[str], splits: list[str],
                   class_names: list[str]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(ISSUE_COLUMNS)
-        for rank, s in enumerate(suspects, start=1):
-            writer.writerow([rank, files[s.index], class_names[s.given], class_names[s.suggested],
-                             f"{s.label_quality:.4f}", f"{s.suggested_probability:.4f}", splits[s.index],
-                             "; ".join(s.reasons)])
+    write_csv(path, [dict(zip(ISSUE_COLUMNS, (rank, files[s.index], class_names[s.given], class_names[s.suggested],
+                                              f"{s.label_quality:.4f}", f"{s.suggested_probability:.4f}",
+                                              splits[s.index], "; ".join(s.reasons))))
+                     for rank, s in enumerate(suspects, start=1)], ISSUE_COLUMNS)
 
 
 def format_audit(summary: dict[str, Any], suspects: list[Suspect], files: list[str], class_names: list[str],

@@ -23,20 +23,16 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import hydra
-import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig
-from pytorch_lightning.callbacks import BasePredictionWriter
 from torch.utils.data import DataLoader
 
+from garbage_lit.callbacks.prediction_rows import FAILED, PREDICTED, SKIPPED, UNSURE, TopKRows, prediction_row
 from garbage_lit.config import CONFIG_DIR
 from garbage_lit.data.datasets import Input, UnlabelledImages, collect_inputs
-from garbage_lit.data.groups import garbage_group
 from garbage_lit.errors import ConfigError, DataError
 from garbage_lit.models.loading import eval_transform, inference_trainer, load_for_inference, preprocessing_of
 from garbage_lit.models.resolvers import register_resolvers
@@ -51,47 +47,8 @@ log = logging.getLogger(__name__)
 register_resolvers()
 
 
-UNSURE = "unsure"  # the decision below the threshold
-PREDICTED, SKIPPED, FAILED = "predicted", "skipped", "failed"  # a row's status
 PATHS_AFTER = "--"  # what separates the overrides from paths taken as they are
 _paths_after_separator: list[str] = []  # set by cli() from the command line
-
-
-class TopKRows(BasePredictionWriter):
-    """Turns each predicted batch into rows (file, status, error, decision, top-k classes with probabilities and
-    groups). The decision is the top class, or ``unsure`` when its probability is below ``threshold``."""
-
-    def __init__(self, dataset: UnlabelledImages, class_names: Sequence[str], top_k: int,
-                 threshold: float | None = None) -> None:
-        super().__init__(write_interval="batch")
-        self.dataset = dataset
-        self.class_names = list(class_names)
-        self.top_k = min(top_k, len(class_names))
-        self.threshold = threshold
-        self.rows: list[dict[str, Any]] = []
-
-    def write_on_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, prediction: torch.Tensor,
-                           batch_indices: Sequence[int] | None, batch: Any, batch_idx: int,
-                           dataloader_idx: int = 0) -> None:
-        _, indices, errors = batch
-        top = pl_module.probabilities(prediction).topk(self.top_k, dim=1)
-        for index, error, probs, classes in zip(indices.tolist(), errors, top.values.tolist(), top.indices.tolist()):
-            row = _row(self.dataset.inputs[index].path, FAILED if error else PREDICTED, error)
-            if not error:
-                row["top"] = [self._describe(c, p) for c, p in zip(classes, probs)]
-                unsure = self.threshold is not None and probs[0] < self.threshold
-                row["decision"] = UNSURE if unsure else self.class_names[classes[0]]
-            self.rows.append(row)
-
-    def _describe(self, class_index: int, probability: float) -> dict[str, Any]:
-        name = self.class_names[class_index]
-        group = garbage_group(name)
-        return {"class": name, "probability": probability,
-                **({"group_zh": group[0], "group_en": group[1]} if group else {})}
-
-
-def _row(path: Path, status: str, error: str = "") -> dict[str, Any]:
-    return {"file": str(path), "status": status, "error": error, "decision": "", "top": []}
 
 
 def input_paths(cfg: DictConfig) -> list[str]:
@@ -146,7 +103,7 @@ def predict(cfg: DictConfig) -> list[dict[str, Any]]:
 def _in_input_order(inputs: list[Input], predicted: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every input's row, in the order the inputs were found: predicted rows and skipped ones."""
     by_file = {row["file"]: row for row in predicted}
-    return [by_file.get(str(item.path)) or _row(item.path, SKIPPED, item.skipped) for item in inputs]
+    return [by_file.get(str(item.path)) or prediction_row(item.path, SKIPPED, item.skipped) for item in inputs]
 
 
 def count_line(rows: list[dict[str, Any]]) -> str:

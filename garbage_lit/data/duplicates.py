@@ -12,13 +12,13 @@ within one class.
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from garbage_lit.data.samples import Sample
+from garbage_lit.records.tables import write_csv
 
 DUPLICATE_COLUMNS = ("sha256", "file", "class_name", "split", "kinds", "action")
 
@@ -71,14 +71,10 @@ def write_duplicates(path: Path, root: Path, samples: Sequence[Sample], splits: 
                      dedupe: bool) -> None:
     """One row per copy: its group, class, split, what kind of duplicate it is and what was done."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(DUPLICATE_COLUMNS)
-        for group in groups:
-            for i in group.members:
-                action = ("dropped" if i in dropped else "kept") if dedupe else "kept (data.dedupe=false)"
-                writer.writerow([group.sha256, samples[i].path.relative_to(root).as_posix(),
-                                 class_names[samples[i].label], splits[i], group.kinds, action])
+    write_csv(path, [dict(zip(DUPLICATE_COLUMNS, (
+        group.sha256, samples[i].path.relative_to(root).as_posix(), class_names[samples[i].label], splits[i],
+        group.kinds, ("dropped" if i in dropped else "kept") if dedupe else "kept (data.dedupe=false)")))
+        for group in groups for i in group.members], DUPLICATE_COLUMNS)
 
 
 def summary(groups: Sequence[DuplicateGroup]) -> str:

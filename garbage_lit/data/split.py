@@ -17,7 +17,7 @@ import numpy as np
 
 from garbage_lit.data.samples import Sample
 from garbage_lit.errors import ConfigError, DataError
-from garbage_lit.records.atomic import atomic_write
+from garbage_lit.records.tables import write_csv
 
 SPLITS = ("train", "val", "test")
 MANIFEST_COLUMNS = ("file", "label", "class_name", "split", "sha256")
@@ -118,13 +118,11 @@ def write_manifest(path: Path, root: Path, samples: Sequence[Sample], splits: Se
                    class_names: Sequence[str], folds: Sequence[int | None] | None = None) -> str:
     """Write the split manifest CSV atomically; return its SHA-256 (recorded as provenance). With ``folds`` (each
     image's fold, :func:`stratified_folds`) a ``fold`` column says which fold each image is in (empty: none)."""
-    with atomic_write(path, newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*MANIFEST_COLUMNS, *(["fold"] if folds is not None else [])])
-        for i, (sample, split) in enumerate(zip(samples, splits)):
-            writer.writerow([sample.path.relative_to(root).as_posix(), sample.label, class_names[sample.label],
-                             split, sample.sha256, *([folds[i] if folds[i] is not None else ""]
-                                                     if folds is not None else [])])
+    columns = [*MANIFEST_COLUMNS, *(["fold"] if folds is not None else [])]
+    write_csv(path, [dict(zip(columns, (sample.path.relative_to(root).as_posix(), sample.label,
+                                        class_names[sample.label], split, sample.sha256,
+                                        *([folds[i]] if folds is not None else []))))
+                     for i, (sample, split) in enumerate(zip(samples, splits))], columns)
     return file_sha256(path)
 
 
