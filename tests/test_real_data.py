@@ -11,7 +11,9 @@ from garbage_lit.train import train
 
 from helpers.data import require_shared
 
-SHORT = ["+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2"]
+# cache.features=false: two batches of images through the backbone, not a feature cache of every image
+SHORT = ["+trainer.limit_train_batches=2", "+trainer.limit_val_batches=2", "+trainer.limit_test_batches=2",
+         "cache.features=false"]
 
 
 @pytest.mark.slow

@@ -46,7 +46,7 @@ def prepare_sweep_job(cfg: DictConfig) -> None:
 
     logging.captureWarnings(True)
     # trainer.deterministic makes torch also fill every new tensor with NaN, which no result here depends on (results
-    # are identical without it) and which cost a quarter of a fine-tuning step on the CPU (benchmarks/README.md).
+    # are identical without it): the largest item of a fine-tuning step's "other" time (benchmarks/README.md, 11).
     torch.utils.deterministic.fill_uninitialized_memory = False
     hydra_cfg = HydraConfig.get()
     use_platform_start_method()
