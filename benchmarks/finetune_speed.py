@@ -14,7 +14,8 @@ onwards) train the network, and they are what is timed:
   before the speed work, whose default was fp32, channels-last);
 * default: ``experiment=finetune`` as it is now;
 * fp32: the default with ``trainer.precision=32-true`` (what bf16 with float32 depthwise convolutions gives);
-* frozen3: the default with ``model.frozen_stages=3`` (the stem and the first two stages stay frozen);
+* all_stages: the default with ``model.frozen_stages=0``, every stage fine-tuned (the default until 2026-12-07;
+  the default keeps the stem and the first two stages frozen);
 * workers1: the default with ``data.num_workers=1`` (decoding and augmentation in a worker process);
 * px192: the default trained at 192 px (resize 219);
 * plain: a plain PyTorch loop (no Lightning) over the default's model (the same backbone build, channels-last,
@@ -50,7 +51,7 @@ SIDES = {
     "before": [],
     "default": [],
     "fp32": ["trainer.precision=32-true"],
-    "frozen3": ["model.frozen_stages=3"],
+    "all_stages": ["model.frozen_stages=0"],
     "workers1": ["data.num_workers=1"],
     "px192": ["data.image_size=192", "data.resize_size=219"],
     "plain": [],

@@ -38,19 +38,20 @@ def test_finetune_warms_up_frozen_then_unfreezes_backbone(make_cfg, folder_datas
                    "+callbacks.probe._target_=helpers.callbacks.BackboneStateProbe", output_dir=out)
     result = train(cfg)
     probe = BackboneStateProbe.latest
-    frozen_weight = probe.first_weight
+    frozen_weight, last_weight = probe.first_weight, probe.last_weight
 
     # Epoch 0: linear probe (frozen backbone in eval mode, the head's groups (its bias without weight decay), lr warming
     # up to half); epoch 1: fine-tuning (backbone trainable, in train mode, its groups at 0.1 x the head's full lr).
     assert probe.by_epoch[0] == (False, False, [0.0005, 0.0005])
     assert probe.by_epoch[1] == (True, True, [0.001, 0.001, 0.0001, 0.0001])
-    assert torch.equal(frozen_weight["start"], frozen_weight[0])
-    assert not torch.equal(frozen_weight[0], frozen_weight[1])
+    assert torch.equal(frozen_weight["start"], frozen_weight[0]) and torch.equal(last_weight["start"], last_weight[0])
+    # The preset's model.frozen_stages=3: the stem stays as pretrained, the last stage trains.
+    assert torch.equal(frozen_weight[0], frozen_weight[1]) and not torch.equal(last_weight[0], last_weight[1])
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "completed" and 0.0 <= result[TEST_ACC] <= 1.0
     # The run's model loads for inference like any other.
     loaded = load_classifier(out / "checkpoints" / "model.ckpt")
-    assert not loaded.training and torch.equal(loaded.backbone.conv1.weight, frozen_weight[1])
+    assert not loaded.training and torch.equal(list(loaded.backbone.parameters())[-1], last_weight[1])
 
 
 def test_warmup_cosine_factor_shape():

@@ -26,18 +26,20 @@ class FailAtEpoch(pl.Callback):
 
 
 class BackboneStateProbe(pl.Callback):
-    """Per epoch: whether the backbone trains (mode, trainable parameters), each param group's lr, and the first
-    backbone parameter at the start of the fit and at each epoch's end."""
+    """Per epoch: whether the backbone trains (mode, trainable parameters), each param group's lr, and the first and
+    last backbone parameters (the stem's, the last stage's) at the start of the fit and at each epoch's end."""
 
     latest: BackboneStateProbe | None = None
 
     def __init__(self) -> None:
         self.by_epoch: dict[int, tuple[bool, bool, list[float]]] = {}
         self.first_weight: dict[int | str, object] = {}
+        self.last_weight: dict[int | str, object] = {}
         BackboneStateProbe.latest = self
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.first_weight["start"] = next(pl_module.backbone.parameters()).detach().clone()
+        self.last_weight["start"] = list(pl_module.backbone.parameters())[-1].detach().clone()
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule, batch, batch_idx) -> None:
         backbone = pl_module.backbone
@@ -47,6 +49,7 @@ class BackboneStateProbe(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.first_weight[trainer.current_epoch] = next(pl_module.backbone.parameters()).detach().clone()
+        self.last_weight[trainer.current_epoch] = list(pl_module.backbone.parameters())[-1].detach().clone()
 
 
 class ManualEMA(pl.Callback):
