@@ -45,7 +45,7 @@ def placeholders(tiny: Path, ckpt: Path, sweep: Path) -> dict[str, str]:
             "runs/abl/base/split_manifest.csv": str(ckpt.parent.parent / "split_manifest.csv"),
             "<run>/split_manifest.csv": str(ckpt.parent.parent / "split_manifest.csv"),
             "multirun/<date>/<time>": str(sweep), "multirun/design-card": str(sweep),
-            "multirun/search/search": str(sweep), "multirun/cv": str(sweep),
+            "multirun/search/search": str(sweep), "multirun/cv": str(sweep), "multirun/ablation-folds": str(sweep),
             "SWEEP_DIR": str(sweep), "<audit folder>/exclude.txt": str(tiny / "exclude.txt"),
             "../shared/data/trashnet": str(tiny), "/path/to/trashnet": str(tiny), "/data/trashnet": str(tiny),
             "/shared/data/trashnet": str(tiny), "data.root=...": f"data.root={tiny}", "ckpt=...": f"ckpt={ckpt}",
