@@ -81,7 +81,7 @@ def extract_features(backbone: nn.Module, images: Dataset, views: int, path: Pat
                                     generator=torch.Generator().manual_seed(VIEW_SEED + view))
                 start = 0
                 for batch, _ in loader:
-                    # channels-last input: oneDNN's faster convolutions (1.5x here), the format training runs in
+                    # channels-last input, the format training runs its convolutions in
                     out = backbone(batch.to(device, memory_format=torch.channels_last)).float().cpu().numpy()
                     if features is None:
                         features = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
