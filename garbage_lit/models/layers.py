@@ -8,7 +8,7 @@ folds a symmetric padding (every stride-1 layer) into the convolution itself and
 Its depthwise convolutions also stay float32 under CPU autocast: oneDNN computes a bf16 depthwise convolution's weight
 gradient with its generic grouped kernel, several times slower than the float32 depthwise one (``jit_dw``), while the
 pointwise convolutions around it gain most from bf16 (AMX, avx512_bf16). The output goes back to the autocast dtype.
-benchmarks/README.md ("Fine-tuning step, by layer kind") has the measurements.
+benchmarks/README.md (benchmark 11, one step by layer kind) has the measurements.
 """
 
 from __future__ import annotations
